@@ -1,0 +1,484 @@
+//! Typed configuration: the [`Config`] type, its defaults, and loading it.
+//!
+//! Layers, later ones winning: built-in defaults < the TOML file
+//! (`--config PATH`, default `./config.toml`) < the environment names the old
+//! Node service used (`TWILIO_AUTH_TOKEN`, `PORT`, `RATE_LIMIT_MESSAGES_PER_HOUR`,
+//! `RATE_LIMIT_SEARCHES_PER_HOUR`) < `ROSTER_<SECTION>__<KEY>`.
+//!
+//! Loading never half-succeeds: a value of the wrong type, out of range or of
+//! an unknown key fails with a message that names the key, the value and what
+//! is allowed. `config.toml` at the top of the repository documents every key.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::phone::Region;
+
+/// Everything Roster can be told, section by section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub twilio: TwilioConfig,
+    pub directory: DirectoryConfig,
+    pub storage: StorageConfig,
+    pub session: SessionConfig,
+    pub limits: LimitsConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[serde(deserialize_with = "socket_addr")]
+    pub bind: SocketAddr,
+    /// Largest request body accepted; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// A request still unanswered after this long is cut off (408).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// How long shutdown waits for requests in flight.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TwilioConfig {
+    /// The account's auth token; signs every webhook. Empty means unset.
+    pub auth_token: String,
+    /// The public base URL Twilio calls (`https://roster.example.org`), when
+    /// Roster sits behind a proxy or tunnel. Empty: rebuilt from the request.
+    pub public_url: String,
+}
+
+impl TwilioConfig {
+    pub fn auth_token(&self) -> Option<&str> {
+        Some(self.auth_token.as_str()).filter(|t| !t.is_empty())
+    }
+
+    pub fn public_url(&self) -> Option<&str> {
+        Some(self.public_url.trim_end_matches('/')).filter(|u| !u.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// The member directory CSV (see the contract in the README).
+    pub members_csv: PathBuf,
+    /// Region for phone numbers written without a country code.
+    pub default_region: Region,
+    /// The organisation's name, used in replies.
+    pub org_name: String,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            members_csv: PathBuf::from("data/members.csv"),
+            default_region: Region::default(),
+            org_name: "our network".to_owned(),
+        }
+    }
+}
+
+/// When an exchange is on disk relative to the reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum Durability {
+    /// Flushed to disk before the webhook answers (group commit).
+    #[default]
+    Strict,
+    /// Left to sled's periodic flush (`storage.flush_every`).
+    Relaxed,
+}
+
+impl TryFrom<String> for Durability {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "strict" => Ok(Durability::Strict),
+            "relaxed" => Ok(Durability::Relaxed),
+            _ => Err(format!(
+                "`{value}` is not a durability; allowed: \"strict\" or \"relaxed\""
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Where sessions, rate-limit state and seen messages live.
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    /// sled's page cache in bytes.
+    pub cache_bytes: u64,
+    /// sled's background flush period (the crash window in relaxed mode).
+    #[serde(with = "humantime_serde")]
+    pub flush_every: Duration,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data/state"),
+            durability: Durability::Strict,
+            cache_bytes: 64 * 1024 * 1024,
+            flush_every: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    /// A session expires this long after its last activity.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// Exchanges kept per session.
+    pub max_history: usize,
+    /// Sessions kept in the in-memory cache.
+    pub cache_capacity: u64,
+    /// How often the sweeper removes expired sessions.
+    #[serde(with = "humantime_serde")]
+    pub sweep_interval: Duration,
+    /// Most sessions the sweeper removes in one batch.
+    pub sweep_batch: usize,
+    /// How long a delivered `MessageSid` is remembered for duplicates.
+    #[serde(with = "humantime_serde")]
+    pub dedupe_ttl: Duration,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            ttl: Duration::from_secs(30 * 60),
+            max_history: 10,
+            cache_capacity: 10_000,
+            sweep_interval: Duration::from_secs(30),
+            sweep_batch: 1_000,
+            dedupe_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub messages_per_hour: u32,
+    pub searches_per_hour: u32,
+    /// Messages a quiet member may send at once; 0 means `messages_per_hour`.
+    pub messages_burst: u32,
+    /// Searches a quiet member may run at once; 0 means `searches_per_hour`.
+    pub searches_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            messages_per_hour: 50,
+            searches_per_hour: 30,
+            messages_burst: 0,
+            searches_burst: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/*`; empty disables the admin API.
+    pub token: String,
+}
+
+impl AdminConfig {
+    pub fn token(&self) -> Option<&str> {
+        Some(self.token.as_str()).filter(|t| !t.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!(
+                "`{value}` is not a log format; allowed: \"pretty\" or \"json\""
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `roster=debug,info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Pretty,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// An `IP:PORT` with a message that says what was wrong.
+fn socket_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.trim().parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not an address to listen on; allowed: IP:PORT such as 127.0.0.1:3000 or 0.0.0.0:8080"
+        ))
+    })
+}
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration: {key} = {value:?}: {allowed}")]
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+/// The old Node service's environment names and the keys they set.
+const LEGACY_ENV: [(&str, &str); 3] = [
+    ("TWILIO_AUTH_TOKEN", "TWILIO__AUTH_TOKEN"),
+    ("RATE_LIMIT_MESSAGES_PER_HOUR", "LIMITS__MESSAGES_PER_HOUR"),
+    ("RATE_LIMIT_SEARCHES_PER_HOUR", "LIMITS__SEARCHES_PER_HOUR"),
+];
+
+impl Config {
+    /// Loads configuration from the process environment and `path`.
+    ///
+    /// `explicit` says whether the operator named the file: a named file
+    /// must exist, the default `./config.toml` may be absent.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        Self::load_with_env(path, explicit, &std::env::vars().collect())
+    }
+
+    /// [`Config::load`] with the environment given, for tests.
+    pub fn load_with_env(
+        path: &Path,
+        explicit: bool,
+        env: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        if explicit && !path.is_file() {
+            return Err(ConfigError::File {
+                path: path.to_owned(),
+                reason: "no such file".to_owned(),
+            });
+        }
+        let legacy: config::Map<String, String> = LEGACY_ENV
+            .iter()
+            .filter_map(|(old, key)| env.get(*old).map(|v| (key.to_string(), v.clone())))
+            .collect();
+        let roster: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with("ROSTER_"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let defaults = config::Config::try_from(&Config::default())
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let layered = config::Config::builder()
+            .add_source(defaults)
+            .add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(false),
+            )
+            .add_source(
+                config::Environment::default()
+                    .separator("__")
+                    .source(Some(legacy)),
+            )
+            .add_source(
+                config::Environment::with_prefix("ROSTER")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(roster)),
+            )
+            .build()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let mut config: Config = layered
+            .try_deserialize()
+            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        if let Some(port) = env.get("PORT")
+            && !env.contains_key("ROSTER_SERVER__BIND")
+        {
+            let port = port
+                .trim()
+                .parse::<u16>()
+                .ok()
+                .filter(|&p| p != 0)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "PORT".to_owned(),
+                    value: port.clone(),
+                    allowed: "a port number from 1 to 65535".to_owned(),
+                })?;
+            config.server.bind.set_port(port);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Range checks that the types alone do not express.
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn check(
+            ok: bool,
+            key: &str,
+            value: impl ToString,
+            allowed: &str,
+        ) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    key: key.to_owned(),
+                    value: value.to_string(),
+                    allowed: allowed.to_owned(),
+                })
+            }
+        }
+        let secs = |d: Duration| humantime::format_duration(d).to_string();
+        let s = &self.server;
+        check(
+            (1024..=16 * 1024 * 1024).contains(&s.max_body_bytes),
+            "server.max_body_bytes",
+            s.max_body_bytes,
+            "a size from 1024 to 16777216 bytes",
+        )?;
+        check(
+            s.request_timeout >= Duration::from_millis(100)
+                && s.request_timeout <= Duration::from_secs(60),
+            "server.request_timeout",
+            secs(s.request_timeout),
+            "a duration from 100ms to 60s (Twilio waits at most 15s)",
+        )?;
+        check(
+            s.shutdown_timeout <= Duration::from_secs(300),
+            "server.shutdown_timeout",
+            secs(s.shutdown_timeout),
+            "a duration of at most 300s",
+        )?;
+        if let Some(url) = self.twilio.public_url() {
+            check(
+                (url.starts_with("https://") || url.starts_with("http://"))
+                    && !url.contains(['?', '#']),
+                "twilio.public_url",
+                url,
+                "an http:// or https:// base URL without query, e.g. https://roster.example.org",
+            )?;
+        }
+        check(
+            !self.directory.org_name.trim().is_empty(),
+            "directory.org_name",
+            &self.directory.org_name,
+            "a non-empty name",
+        )?;
+        check(
+            self.storage.cache_bytes >= 1024 * 1024,
+            "storage.cache_bytes",
+            self.storage.cache_bytes,
+            "at least 1048576 (1 MiB)",
+        )?;
+        check(
+            self.storage.flush_every >= Duration::from_millis(1),
+            "storage.flush_every",
+            secs(self.storage.flush_every),
+            "a duration of at least 1ms",
+        )?;
+        let ses = &self.session;
+        check(
+            ses.ttl >= Duration::from_secs(1),
+            "session.ttl",
+            secs(ses.ttl),
+            "a duration of at least 1s",
+        )?;
+        check(
+            (1..=1000).contains(&ses.max_history),
+            "session.max_history",
+            ses.max_history,
+            "a whole number from 1 to 1000",
+        )?;
+        check(
+            ses.cache_capacity >= 1,
+            "session.cache_capacity",
+            ses.cache_capacity,
+            "at least 1",
+        )?;
+        check(
+            ses.sweep_interval >= Duration::from_millis(10),
+            "session.sweep_interval",
+            secs(ses.sweep_interval),
+            "a duration of at least 10ms",
+        )?;
+        check(
+            ses.sweep_batch >= 1,
+            "session.sweep_batch",
+            ses.sweep_batch,
+            "at least 1",
+        )?;
+        check(
+            ses.dedupe_ttl >= Duration::from_secs(60),
+            "session.dedupe_ttl",
+            secs(ses.dedupe_ttl),
+            "a duration of at least 1m",
+        )?;
+        let l = &self.limits;
+        for (key, value) in [
+            ("limits.messages_per_hour", l.messages_per_hour),
+            ("limits.searches_per_hour", l.searches_per_hour),
+        ] {
+            check(value >= 1, key, value, "a whole number of at least 1")?;
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
+            ConfigError::Invalid {
+                key: "log.level".to_owned(),
+                value: self.log.level.clone(),
+                allowed: format!("a tracing filter such as `info` or `roster=debug,info` ({e})"),
+            }
+        })?;
+        Ok(())
+    }
+}

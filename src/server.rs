@@ -1,0 +1,231 @@
+//! Building the application and running it: state, router, middleware,
+//! background tasks and graceful shutdown.
+//!
+//! [`App::build`] turns a [`Config`] into everything that lives across
+//! requests ([`AppState`], a set of `Arc`s) and fails with an operator-facing
+//! message when something is wrong (no auth token, a locked data dir, an
+//! unreadable directory). [`App::run`] serves until the shutdown fires, lets
+//! requests in flight finish (bounded by `server.shutdown_timeout`), stops
+//! the background tasks, and flushes storage.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::assistant::Assistant;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::directory::{Directory, LoadError};
+use crate::limits::StrangerLimiter;
+use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::storage::{self, StorageError};
+use crate::twilio::SignatureVerifier;
+use crate::webhook;
+
+/// How the process was started, beyond the configuration.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--dev`: no signature verification; loopback binds only.
+    pub dev: bool,
+    pub clock: SharedClock,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "no Twilio auth token is configured, so webhook signatures cannot be verified. \
+         Set TWILIO_AUTH_TOKEN (or twilio.auth_token in config.toml, or ROSTER_TWILIO__AUTH_TOKEN) \
+         to the auth token of your Twilio account, or pass --dev to run locally without verification"
+    )]
+    NoAuthToken,
+    #[error(
+        "--dev turns off signature verification, so it only binds to loopback addresses; \
+         server.bind is {0}. Use 127.0.0.1 or ::1, or configure twilio.auth_token and drop --dev"
+    )]
+    DevNotLoopback(SocketAddr),
+    #[error(transparent)]
+    Directory(#[from] LoadError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// State shared by every request; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// `None` in `--dev` mode: signatures are not checked.
+    pub verifier: Option<SignatureVerifier>,
+    assistant: Arc<RwLock<Arc<Assistant>>>,
+    pub strangers: Arc<StrangerLimiter>,
+    pub db: sled::Db,
+    pub clock: SharedClock,
+}
+
+impl AppState {
+    /// The assistant with the directory currently loaded.
+    pub fn assistant(&self) -> Arc<Assistant> {
+        match self.assistant.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+}
+
+/// A built application, ready to serve.
+pub struct App {
+    state: AppState,
+}
+
+impl App {
+    /// Loads the directory, opens storage and prepares the shared state.
+    pub fn build(config: Config, options: Options) -> Result<App, StartError> {
+        let verifier = match (config.twilio.auth_token(), options.dev) {
+            (_, true) => {
+                if !config.server.bind.ip().is_loopback() {
+                    return Err(StartError::DevNotLoopback(config.server.bind));
+                }
+                None
+            }
+            (Some(token), false) => Some(SignatureVerifier::new(token)),
+            (None, false) => return Err(StartError::NoAuthToken),
+        };
+        let directory = Arc::new(Directory::load(
+            &config.directory.members_csv,
+            config.directory.default_region,
+        )?);
+        let assistant = Assistant::new(directory, &config.directory.org_name);
+        let db = storage::open(&config.storage)?;
+        Ok(App {
+            state: AppState {
+                config: Arc::new(config),
+                verifier,
+                assistant: Arc::new(RwLock::new(Arc::new(assistant))),
+                strangers: Arc::new(StrangerLimiter::new(options.clock.clone())),
+                db,
+                clock: options.clock,
+            },
+        })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The HTTP routes with their middleware.
+    pub fn router(&self) -> Router {
+        let server = &self.state.config.server;
+        Router::new()
+            .route("/whatsapp/webhook", post(webhook::whatsapp_webhook))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .layer(DefaultBodyLimit::max(server.max_body_bytes))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                server.request_timeout,
+            ))
+            .with_state(self.state.clone())
+    }
+
+    /// Logs what an operator wants to know at start-up.
+    pub fn log_summary(&self, bind: SocketAddr) {
+        let state = &self.state;
+        let assistant = state.assistant();
+        let directory = assistant.directory();
+        tracing::info!(
+            bind = %bind,
+            members = directory.len(),
+            rejected_rows = directory.rejected().len(),
+            members_csv = %state.config.directory.members_csv.display(),
+            data_dir = %state.config.storage.data_dir.display(),
+            durability = ?state.config.storage.durability,
+            signatures_verified = state.verifier.is_some(),
+            "roster is ready"
+        );
+        for rejection in directory.rejected() {
+            tracing::warn!(
+                line = rejection.line,
+                "directory row rejected: {}",
+                rejection.reason
+            );
+        }
+        if state.verifier.is_none() {
+            tracing::warn!(
+                "DEV MODE: Twilio signatures are NOT verified; anyone who can reach {bind} can use the assistant"
+            );
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` fires, then stops cleanly.
+    pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        let router = self.router();
+        let grace = self.state.config.server.shutdown_timeout;
+        let mut stop = shutdown.clone();
+        let server =
+            axum::serve(listener, router).with_graceful_shutdown(async move { stop.recv().await });
+        let mut deadline = shutdown.clone();
+        tokio::select! {
+            result = server => result?,
+            () = async move {
+                deadline.recv().await;
+                tokio::time::sleep(grace).await;
+            } => tracing::warn!("requests still in flight after {grace:?}; stopping anyway"),
+        }
+        let db = self.state.db.clone();
+        tokio::task::spawn_blocking(move || db.flush()).await??;
+        tracing::info!("state flushed; bye");
+        Ok(())
+    }
+}
+
+/// `roster serve`: builds the app, binds, and serves until SIGINT/SIGTERM.
+pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
+    let bind = config.server.bind;
+    let app = App::build(config, options)?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|e| StartError::Bind {
+            addr: bind,
+            reason: e.to_string(),
+        })?;
+    app.log_summary(listener.local_addr().unwrap_or(bind));
+    let (trigger, shutdown) = ShutdownTrigger::new();
+    tokio::spawn(async move {
+        crate::shutdown::os_signal().await;
+        trigger.fire();
+    });
+    app.run(listener, shutdown).await
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
+    let members = app.assistant().directory().len();
+    // A read proves the store answers; sled keeps it open until we drop it.
+    let storage_ok = app.db.get(b"readyz").is_ok();
+    let ready = members > 0 && storage_ok;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(serde_json::json!({
+            "status": if ready { "ready" } else { "not ready" },
+            "members": members,
+            "storage": if storage_ok { "open" } else { "failing" },
+        })),
+    )
+}

@@ -1,0 +1,75 @@
+//! The embedded store: one sled database under `storage.data_dir`.
+//!
+//! Opening it turns sled's errors into ones an operator can act on (the
+//! directory is locked by another `roster`, unreadable, or corrupt). The
+//! trees inside belong to the modules that use them: `session::store` and
+//! `limits`.
+
+use std::path::{Path, PathBuf};
+
+use crate::clock::duration_ms;
+use crate::config::StorageConfig;
+
+/// Why the data dir could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(
+        "data dir {} is locked by another running roster process; stop that process first, or set storage.data_dir to another directory",
+        .0.display()
+    )]
+    Locked(PathBuf),
+    #[error(
+        "data dir {} is not accessible ({reason}); check that it exists and that this user may read and write it",
+        path.display()
+    )]
+    Unreadable { path: PathBuf, reason: String },
+    #[error(
+        "data dir {} is corrupt ({reason}); restore it from a backup (roster import) or move it aside to start empty",
+        path.display()
+    )]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("storage error in {}: {reason}", path.display())]
+    Other { path: PathBuf, reason: String },
+}
+
+/// Opens (creating if needed) the sled database at `config.data_dir`.
+pub fn open(config: &StorageConfig) -> Result<sled::Db, StorageError> {
+    let path = config.data_dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&path) {
+        return Err(StorageError::Unreadable {
+            path,
+            reason: e.to_string(),
+        });
+    }
+    sled::Config::new()
+        .path(&path)
+        .cache_capacity(config.cache_bytes)
+        .flush_every_ms(Some(duration_ms(config.flush_every)))
+        .open()
+        .map_err(|e| classify(&path, e))
+}
+
+fn classify(path: &Path, error: sled::Error) -> StorageError {
+    let path = path.to_owned();
+    match error {
+        sled::Error::Io(e)
+            if e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("lock") =>
+        {
+            StorageError::Locked(path)
+        }
+        sled::Error::Io(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            StorageError::Unreadable {
+                path,
+                reason: e.to_string(),
+            }
+        }
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StorageError::Corrupt {
+            path,
+            reason: error.to_string(),
+        },
+        other => StorageError::Other {
+            path,
+            reason: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,105 @@
+//! Running the real `roster` binary: for start-up, shutdown, restart and
+//! crash tests.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A `roster serve` child process.
+pub struct RosterProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// Every stderr line seen so far is forwarded here.
+    pub lines: mpsc::Receiver<String>,
+}
+
+/// A `roster` command with a clean environment rooted in `dir`.
+pub fn roster_command(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ROSTER_LOG__FORMAT", "json")
+        .env("ROSTER_SERVER__BIND", "127.0.0.1:0")
+        .env(
+            "ROSTER_DIRECTORY__MEMBERS_CSV",
+            super::fixture("members.csv"),
+        )
+        .env("ROSTER_STORAGE__DATA_DIR", dir.join("state"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+impl RosterProcess {
+    /// Starts `command` and waits until it logs that it is ready.
+    pub fn start(mut command: Command) -> RosterProcess {
+        let mut child = command.spawn().expect("roster starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            let line = match lines.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => line,
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("roster did not become ready; it said:\n{}", seen.join("\n"));
+                }
+            };
+            if line.contains("roster is ready") {
+                let event: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+                let addr = event["fields"]["bind"]
+                    .as_str()
+                    .expect("bind field")
+                    .parse()
+                    .expect("address");
+                return RosterProcess { child, addr, lines };
+            }
+            seen.push(line);
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        let status = self.child.wait().expect("roster exits");
+        let rest = self.lines.try_iter().collect();
+        (status, rest)
+    }
+
+    /// `kill -9`: no shutdown, no flush.
+    pub fn crash(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `command` to completion and returns (exit code, stderr).
+pub fn run_to_end(mut command: Command) -> (Option<i32>, String) {
+    let output = command.output().expect("roster runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
