@@ -24,6 +24,8 @@ use crate::directory::{Directory, Member};
 pub const PAGE_SIZE: usize = 5;
 
 /// What the member asked for.
+///
+/// Stored in session entries by variant index: add new variants at the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Intent {
@@ -47,11 +49,26 @@ impl Intent {
 }
 
 /// What a search is constrained by; values are the directory's own spelling.
+///
+/// Stored in every session entry (bincode, `session::codec`): adding or
+/// reordering fields needs a new session format version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entities {
     pub profession: Option<String>,
     pub specialty: Option<String>,
+    pub designation: Option<String>,
+    pub skill: Option<String>,
+    pub service: Option<String>,
+    pub organization: Option<String>,
     pub city: Option<String>,
+    pub area: Option<String>,
+    /// A person's name, for "is there a Rahul Sharma".
+    pub name: Option<String>,
+    pub graduation_year: Option<u16>,
+    pub degree: Option<String>,
+    pub branch: Option<String>,
+    /// Free words ranked against skills, bio and extra columns.
+    pub keywords: Vec<String>,
 }
 
 impl Entities {

@@ -35,6 +35,7 @@
 //! | [`clock`] | injected time |
 //! | [`shutdown`] | the stop signal shared by the server and its tasks |
 
+pub mod admin;
 pub mod assistant;
 pub mod clock;
 pub mod config;
@@ -42,6 +43,7 @@ pub mod directory;
 pub mod limits;
 pub mod phone;
 pub mod server;
+pub mod session;
 pub mod shutdown;
 pub mod storage;
 pub mod twilio;

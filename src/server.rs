@@ -19,11 +19,13 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::admin;
 use crate::assistant::Assistant;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::directory::{Directory, LoadError};
 use crate::limits::StrangerLimiter;
+use crate::session::{SessionStore, StoreError, sweeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
 use crate::twilio::SignatureVerifier;
@@ -55,6 +57,10 @@ pub enum StartError {
     Directory(#[from] LoadError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(
+        "cannot read the sessions in the data dir: {0}; restore a backup or move the data dir aside"
+    )]
+    Sessions(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
 }
@@ -67,6 +73,7 @@ pub struct AppState {
     pub verifier: Option<SignatureVerifier>,
     assistant: Arc<RwLock<Arc<Assistant>>>,
     pub strangers: Arc<StrangerLimiter>,
+    pub sessions: Arc<SessionStore>,
     pub db: sled::Db,
     pub clock: SharedClock,
 }
@@ -105,12 +112,14 @@ impl App {
         )?);
         let assistant = Assistant::new(directory, &config.directory.org_name);
         let db = storage::open(&config.storage)?;
+        let sessions = SessionStore::open(&db, &config, options.clock.clone())?;
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
                 verifier,
                 assistant: Arc::new(RwLock::new(Arc::new(assistant))),
                 strangers: Arc::new(StrangerLimiter::new(options.clock.clone())),
+                sessions: Arc::new(sessions),
                 db,
                 clock: options.clock,
             },
@@ -124,10 +133,14 @@ impl App {
     /// The HTTP routes with their middleware.
     pub fn router(&self) -> Router {
         let server = &self.state.config.server;
-        Router::new()
+        let mut router = Router::new()
             .route("/whatsapp/webhook", post(webhook::whatsapp_webhook))
             .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
+            .route("/readyz", get(readyz));
+        if let Some(token) = self.state.config.admin.token() {
+            router = router.merge(admin::routes(self.state.clone(), token));
+        }
+        router
             .layer(DefaultBodyLimit::max(server.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -165,25 +178,47 @@ impl App {
         }
     }
 
-    /// Serves on `listener` until `shutdown` fires, then stops cleanly.
+    /// Serves on `listener` until `shutdown` fires, then stops cleanly:
+    /// requests in flight finish (bounded), background tasks stop, and
+    /// storage is flushed.
     pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
-        let router = self.router();
-        let grace = self.state.config.server.shutdown_timeout;
+        let state = self.state.clone();
+        // Background tasks outlive the HTTP server: requests in flight may
+        // still wait on the flusher.
+        let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();
+        let flusher = tokio::spawn(Arc::clone(&state.sessions).run_flusher(tasks_shutdown.clone()));
+        let strangers = Arc::clone(&state.strangers);
+        let sweeper = tokio::spawn(sweeper::run(
+            Arc::clone(&state.sessions),
+            state.config.session.sweep_interval,
+            move || strangers.forget_idle(),
+            tasks_shutdown,
+        ));
+
+        let grace = state.config.server.shutdown_timeout;
         let mut stop = shutdown.clone();
-        let server =
-            axum::serve(listener, router).with_graceful_shutdown(async move { stop.recv().await });
+        let server = axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move { stop.recv().await });
         let mut deadline = shutdown.clone();
-        tokio::select! {
-            result = server => result?,
+        let served = tokio::select! {
+            result = server => result,
             () = async move {
                 deadline.recv().await;
                 tokio::time::sleep(grace).await;
-            } => tracing::warn!("requests still in flight after {grace:?}; stopping anyway"),
+            } => {
+                tracing::warn!("requests still in flight after {grace:?}; stopping anyway");
+                Ok(())
+            }
+        };
+        tasks_trigger.fire();
+        for task in [flusher, sweeper] {
+            if let Err(e) = task.await {
+                tracing::error!("background task failed: {e}");
+            }
         }
-        let db = self.state.db.clone();
-        tokio::task::spawn_blocking(move || db.flush()).await??;
+        state.sessions.flush().await?;
         tracing::info!("state flushed; bye");
-        Ok(())
+        served.map_err(Into::into)
     }
 }
 

@@ -13,14 +13,17 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::assistant::{Answer, Understanding};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
+use crate::session::{Entry, Session, StoreError};
 use crate::twilio::{self, FormError, Inbound, Reply};
 
 /// How a webhook request ended; logged and (later) counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Answered,
+    Duplicate,
     RefusedStranger,
     SilencedStranger,
 }
@@ -29,6 +32,7 @@ impl Outcome {
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Answered => "answered",
+            Outcome::Duplicate => "duplicate",
             Outcome::RefusedStranger => "refused-stranger",
             Outcome::SilencedStranger => "silenced-stranger",
         }
@@ -42,6 +46,9 @@ pub enum Rejected {
     BadRequest(#[from] FormError),
     #[error("invalid Twilio signature")]
     BadSignature,
+    /// Twilio retries on a 5xx; the duplicate check makes the retry safe.
+    #[error("temporary storage error; please retry")]
+    Storage(#[from] StoreError),
 }
 
 impl Rejected {
@@ -49,6 +56,7 @@ impl Rejected {
         match self {
             Rejected::BadRequest(_) => StatusCode::BAD_REQUEST,
             Rejected::BadSignature => StatusCode::FORBIDDEN,
+            Rejected::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -56,8 +64,16 @@ impl Rejected {
         match self {
             Rejected::BadRequest(_) => "bad-request",
             Rejected::BadSignature => "bad-signature",
+            Rejected::Storage(_) => "storage-error",
         }
     }
+}
+
+/// A processed message: how it ended, from whom, and the TwiML to send.
+struct Handled {
+    outcome: Outcome,
+    phone: PhoneNumber,
+    twiml: String,
 }
 
 /// The handler: runs the flow, logs one line, renders TwiML or the error.
@@ -71,13 +87,28 @@ pub async fn whatsapp_webhook(
     let result = handle_message(&app, &uri, &headers, &body).await;
     let latency_us = started.elapsed().as_micros();
     match result {
-        Ok((outcome, phone, reply)) => {
-            tracing::info!(phone = %phone.masked(), outcome = outcome.as_str(), latency_us, "webhook");
-            twiml_response(&reply)
+        Ok(handled) => {
+            tracing::info!(
+                phone = %handled.phone.masked(),
+                outcome = handled.outcome.as_str(),
+                latency_us,
+                "webhook"
+            );
+            twiml_response(handled.twiml)
         }
         Err(rejected) => {
             let phone = masked_sender(&body, &app);
-            tracing::warn!(phone = %phone, outcome = rejected.as_str(), latency_us, "webhook rejected: {rejected}");
+            match &rejected {
+                Rejected::Storage(e) => {
+                    tracing::error!(phone = %phone, latency_us, "webhook failed: {e}")
+                }
+                _ => tracing::warn!(
+                    phone = %phone,
+                    outcome = rejected.as_str(),
+                    latency_us,
+                    "webhook rejected: {rejected}"
+                ),
+            }
             (rejected.status(), rejected.to_string()).into_response()
         }
     }
@@ -89,19 +120,75 @@ async fn handle_message(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Outcome, PhoneNumber, Reply), Rejected> {
+) -> Result<Handled, Rejected> {
     let fields = twilio::parse_form(body)?;
     verify_signature(app, uri, headers, &fields)?;
     let inbound = Inbound::from_form(&fields, app.config.directory.default_region)?;
+    let _turn = app.sessions.lock(inbound.from).await;
+    if let Some(twiml) = remembered_reply(app, &inbound)? {
+        return Ok(Handled::new(Outcome::Duplicate, &inbound, twiml));
+    }
     let assistant = app.assistant();
     let Some(member) = assistant.directory().active_member(&inbound.from) else {
         let (outcome, reply) = refuse_stranger(app, &inbound.from);
-        return Ok((outcome, inbound.from, reply));
+        return Ok(Handled::new(outcome, &inbound, reply.to_twiml()));
     };
+    let mut session = app.sessions.session_for(member).await?;
     let understanding = assistant.understand(&inbound.body);
     tracing::debug!(intent = understanding.intent.as_str(), body = %inbound.body, "understood");
     let answer = assistant.answer(&understanding, member);
-    Ok((Outcome::Answered, inbound.from, Reply::text(answer.text)))
+    let twiml = Reply::text(&answer.text).to_twiml();
+    record_exchange(app, &mut session, &inbound, &understanding, &answer);
+    let sent = inbound
+        .message_sid
+        .as_deref()
+        .map(|sid| (sid, twiml.as_str()));
+    app.sessions.save(session, sent).await?;
+    Ok(Handled::new(Outcome::Answered, &inbound, twiml))
+}
+
+impl Handled {
+    fn new(outcome: Outcome, inbound: &Inbound, twiml: String) -> Handled {
+        Handled {
+            outcome,
+            phone: inbound.from,
+            twiml,
+        }
+    }
+}
+
+/// The reply already sent for this MessageSid, when Twilio delivers it again.
+fn remembered_reply(app: &AppState, inbound: &Inbound) -> Result<Option<String>, StoreError> {
+    match &inbound.message_sid {
+        Some(sid) => app.sessions.seen(sid),
+        None => Ok(None),
+    }
+}
+
+/// Appends the exchange to the session and bumps its counts and TTL.
+fn record_exchange(
+    app: &AppState,
+    session: &mut Session,
+    inbound: &Inbound,
+    understanding: &Understanding,
+    answer: &Answer,
+) {
+    let entry = Entry {
+        query: inbound.body.clone(),
+        timestamp_ms: app.clock.now_ms(),
+        intent: understanding.intent,
+        entities: understanding.entities.clone(),
+        result_count: u32::try_from(answer.result_count).unwrap_or(u32::MAX),
+        result_ids: answer.shown_ids.clone(),
+        page: 0,
+    };
+    let sessions = &app.sessions;
+    session.record(
+        entry,
+        understanding.runs_search(),
+        sessions.max_history(),
+        sessions.ttl_ms(),
+    );
 }
 
 /// Checks `X-Twilio-Signature` unless signatures are off (`--dev`).
@@ -167,11 +254,11 @@ fn masked_sender(body: &[u8], app: &AppState) -> String {
         .map_or_else(|| "-".to_owned(), |inbound| inbound.from.masked())
 }
 
-fn twiml_response(reply: &Reply) -> Response {
+fn twiml_response(twiml: String) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
-        reply.to_twiml(),
+        twiml,
     )
         .into_response()
 }

@@ -5,6 +5,7 @@
 //! check, and the filtered search the assistant runs.
 
 mod load;
+pub mod synthetic;
 
 use std::collections::HashMap;
 use std::path::Path;

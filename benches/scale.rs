@@ -1,0 +1,164 @@
+//! Scale: many sessions on disk. Writes N sessions (default 1,000,000),
+//! reopens the store and reports open time, RSS after open, RSS after
+//! touching 100,000 sessions, disk size, and the cost of sweeping 100,000
+//! due sessions.
+//!
+//! `cargo bench --bench scale -- [--sessions N] [--touch N] [--sweep N]`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use roster::assistant::{Entities, Intent};
+use roster::clock::{Clock, ManualClock};
+use roster::config::{Config, Durability};
+use roster::directory::{Directory, synthetic};
+use roster::phone::Region;
+use roster::session::{Entry, Session, SessionStore};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn disk_mb(path: &std::path::Path) -> f64 {
+    fn walk(path: &std::path::Path) -> u64 {
+        std::fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| match e.metadata() {
+                        Ok(m) if m.is_dir() => walk(&e.path()),
+                        Ok(m) => m.len(),
+                        Err(_) => 0,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(path) as f64 / (1024.0 * 1024.0)
+}
+
+fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<SessionStore> {
+    let db = roster::storage::open(&config.storage).unwrap();
+    Arc::new(SessionStore::open(&db, config, clock.clone()).unwrap())
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let sessions = arg("--sessions", 1_000_000);
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--reopen") {
+        reopen(std::path::Path::new(&args[i + 1]), sessions, arg("--touch", 100_000));
+        return;
+    }
+    let touch = arg("--touch", 100_000).min(sessions);
+    let sweep = arg("--sweep", 100_000).min(sessions);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = dir.path().join("state");
+    config.storage.durability = Durability::Relaxed;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let ttl = config.session.ttl.as_millis() as u64;
+    let directory = Directory::from_csv(&synthetic::synthetic_csv(1000, 3), Region::default()).unwrap();
+    let template = &directory.members()[0];
+    println!("scale: {sessions} sessions, touch {touch}, sweep {sweep}");
+
+    runtime.block_on(async {
+        let store = open(&config, &clock);
+        let started = Instant::now();
+        let now = clock.now_ms();
+        let all = (0..sessions).map(|i| {
+            let mut member = template.clone();
+            member.phone = roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default()).unwrap();
+            // The first `sweep` sessions were active 20 minutes earlier.
+            let at = if i < sweep { now - 20 * 60 * 1000 } else { now };
+            let mut session = Session::new(&member, at, ttl);
+            for n in 0..3 {
+                let entry = Entry {
+                    query: format!("find doctors in bangalore {n}"),
+                    timestamp_ms: at,
+                    intent: Intent::Search,
+                    entities: Entities {
+                        profession: Some("Doctor".into()),
+                        city: Some("Bengaluru".into()),
+                        ..Entities::default()
+                    },
+                    result_count: 12,
+                    result_ids: (0..5).map(|k| format!("G{k:07}")).collect(),
+                    page: 0,
+                };
+                session.record(entry, true, 10, ttl);
+            }
+            session
+        });
+        store.import(all).await.unwrap();
+        println!("write:  {sessions} sessions in {:.1} s", started.elapsed().as_secs_f64());
+        drop(store);
+        // Open and touch in a fresh process, so its RSS is the store's alone.
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--reopen", &config.storage.data_dir.display().to_string()])
+            .args(["--sessions", &sessions.to_string(), "--touch", &touch.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let store = open(&config, &clock);
+        clock.advance(Duration::from_secs(15 * 60));
+        let started = Instant::now();
+        let report = store.sweep().await.unwrap();
+        println!(
+            "sweep:  {} due sessions removed in {:.0} ms ({:.1} µs each)",
+            report.sessions,
+            started.elapsed().as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64() * 1e6 / report.sessions.max(1) as f64
+        );
+    });
+}
+
+/// The child process: open the store, touch `touch` sessions, report.
+fn reopen(data_dir: &std::path::Path, sessions: usize, touch: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut config = Config::default();
+    config.storage.data_dir = data_dir.to_owned();
+    let clock = ManualClock::new(1_700_000_000_000);
+    runtime.block_on(async {
+        let rss_before = rss_mb();
+        let started = Instant::now();
+        let store = open(&config, &clock);
+        let open_time = started.elapsed();
+        println!(
+            "open:   {:.0} ms; RSS {:.0} MB after open ({:.0} MB before); disk {:.0} MB",
+            open_time.as_secs_f64() * 1000.0,
+            rss_mb(),
+            rss_before,
+            disk_mb(data_dir)
+        );
+        let started = Instant::now();
+        for i in 0..touch {
+            let phone =
+                roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(sessions - 1 - i), Region::default()).unwrap();
+            assert!(store.get(&phone).await.unwrap().is_some());
+        }
+        println!(
+            "touch:  {touch} sessions in {:.0} ms ({:.1} µs each); RSS {:.0} MB",
+            started.elapsed().as_secs_f64() * 1000.0,
+            started.elapsed().as_secs_f64() * 1e6 / touch.max(1) as f64,
+            rss_mb()
+        );
+    });
+}

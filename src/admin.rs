@@ -1,0 +1,161 @@
+//! The admin API: what an operator needs to inspect and fix state while the
+//! server holds the sled lock.
+//!
+//! Mounted only when `admin.token` is set; every route wants
+//! `Authorization: Bearer <token>`, compared in constant time, and answers
+//! 401 otherwise. Phones in paths accept any writing `PhoneNumber` parses.
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::phone::PhoneNumber;
+use crate::server::AppState;
+use crate::session::StoreError;
+
+/// The `/admin` routes, guarded by `token`.
+pub fn routes(state: AppState, token: &str) -> Router<AppState> {
+    let token = token.to_owned();
+    Router::new()
+        .route("/admin/sessions", get(list_sessions))
+        .route(
+            "/admin/sessions/{phone}",
+            get(show_session).delete(delete_session),
+        )
+        .route("/admin/stats", get(stats))
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            move |_: State<AppState>, request: Request, next: Next| {
+                let token = token.clone();
+                async move { require_token(&token, request, next).await }
+            },
+        ))
+}
+
+async fn require_token(token: &str, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({ "error": "a valid admin token is required (Authorization: Bearer <admin.token>)" })),
+        )
+            .into_response()
+    }
+}
+
+/// An admin request that could not be answered.
+enum AdminError {
+    BadPhone(String),
+    NotFound,
+    Storage(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        AdminError::Storage(e)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            AdminError::BadPhone(reason) => (StatusCode::BAD_REQUEST, reason),
+            AdminError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "no live session for that phone".to_owned(),
+            ),
+            AdminError::Storage(e) => {
+                tracing::error!("admin request failed: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}
+
+fn parse_phone(app: &AppState, text: &str) -> Result<PhoneNumber, AdminError> {
+    PhoneNumber::parse(text, app.config.directory.default_region)
+        .map_err(|e| AdminError::BadPhone(e.to_string()))
+}
+
+async fn show_session(
+    State(app): State<AppState>,
+    Path(phone): Path<String>,
+) -> Result<Response, AdminError> {
+    let phone = parse_phone(&app, &phone)?;
+    let session = app
+        .sessions
+        .get(&phone)
+        .await?
+        .ok_or(AdminError::NotFound)?;
+    Ok(Json(session.view(app.clock.now_ms())).into_response())
+}
+
+async fn delete_session(
+    State(app): State<AppState>,
+    Path(phone): Path<String>,
+) -> Result<Response, AdminError> {
+    let phone = parse_phone(&app, &phone)?;
+    if app.sessions.delete(&phone).await? {
+        tracing::info!(phone = %phone.masked(), "session deleted by admin");
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(AdminError::NotFound)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_sessions(
+    State(app): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, AdminError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 1000);
+    let cursor = match query.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(text) => Some(parse_phone(&app, text)?),
+        None => None,
+    };
+    let sessions = app.sessions.list(cursor.as_ref(), limit)?;
+    let next_cursor = (sessions.len() == limit)
+        .then(|| sessions.last().map(|s| s.phone.e164()))
+        .flatten();
+    let items: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "phoneNumber": s.phone.e164(),
+                "memberName": s.member_name,
+                "lastActivity": s.last_activity_ms,
+                "messageCount": s.message_count,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "sessions": items, "nextCursor": next_cursor })).into_response())
+}
+
+async fn stats(State(app): State<AppState>) -> Response {
+    let assistant = app.assistant();
+    Json(json!({
+        "sessions": app.sessions.stats(),
+        "members": assistant.directory().len(),
+    }))
+    .into_response()
+}

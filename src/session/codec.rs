@@ -1,0 +1,80 @@
+//! The stored form of everything Roster keeps in sled: bincode 2 (serde) in
+//! a versioned envelope.
+//!
+//! The first byte of every value is its format version. bincode is not
+//! self-describing and has no schema evolution, so a changed type gets a new
+//! version and the old one stays decodable (freeze `SessionV1`, add
+//! `SessionV2`, migrate on read). An unknown version is an error that names
+//! it, never a silent reset.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Format version of [`crate::session::Session`] values.
+pub const SESSION_V1: u8 = 1;
+/// Format version of remembered replies (duplicate deliveries).
+pub const SEEN_V1: u8 = 1;
+/// Format version of rate-limit state.
+pub const LIMIT_V1: u8 = 1;
+
+/// Largest value we will decode; far above any real session.
+const MAX_DECODE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why stored bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    #[error("empty stored value")]
+    Empty,
+    #[error(
+        "stored {what} has format version {found}, but this roster reads only version {expected}; \
+         it was written by a newer roster: upgrade, or restore a backup made by this version"
+    )]
+    UnknownVersion {
+        what: &'static str,
+        found: u8,
+        expected: u8,
+    },
+    #[error("stored {what} is corrupt: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_DECODE_BYTES>()
+}
+
+/// `version` followed by the bincode of `value`.
+pub fn encode<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
+    let mut bytes = vec![version];
+    // Encoding plain structs into a Vec cannot fail short of running out of memory.
+    bincode::serde::encode_into_std_write(value, &mut bytes, config())
+        .expect("bincode encodes plain structs");
+    bytes
+}
+
+/// Decodes a value written by [`encode`] with `version`.
+pub fn decode<T: DeserializeOwned>(
+    what: &'static str,
+    version: u8,
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    let (&found, body) = bytes.split_first().ok_or(CodecError::Empty)?;
+    if found != version {
+        return Err(CodecError::UnknownVersion {
+            what,
+            found,
+            expected: version,
+        });
+    }
+    let (value, used) =
+        bincode::serde::decode_from_slice(body, config()).map_err(|e| CodecError::Corrupt {
+            what,
+            reason: e.to_string(),
+        })?;
+    if used != body.len() {
+        return Err(CodecError::Corrupt {
+            what,
+            reason: format!("{} trailing bytes", body.len() - used),
+        });
+    }
+    Ok(value)
+}

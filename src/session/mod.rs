@@ -1,0 +1,269 @@
+//! Conversation sessions: what Roster remembers of each member's recent
+//! exchanges, so that follow-ups ("more", "their contact info") work.
+//!
+//! A [`Session`] is keyed by phone and expires `session.ttl` after its last
+//! activity (a sliding TTL, as the old Redis design had). The
+//! [`SessionStore`] keeps sessions in sled behind a moka cache
+//! ([`store`]), checks expiry on every read so an expired session is absent
+//! even before the [`sweeper`] removes it, and makes each exchange durable
+//! before the webhook answers in strict mode. [`PhoneLocks`] give each phone
+//! one message at a time.
+//!
+//! The stored form is bincode in a versioned envelope ([`codec`]); the JSON
+//! form ([`SessionView`]) is what the admin API and CLI show, with the field
+//! names the old service's operators know.
+
+pub mod codec;
+mod locks;
+pub mod store;
+pub mod sweeper;
+
+use serde::{Deserialize, Serialize};
+
+pub use locks::{PhoneLocks, PhoneTurn};
+pub use store::{SessionStore, StoreError, StoreStats};
+
+use crate::assistant::{Entities, Intent};
+use crate::directory::{Member, MemberRole};
+use crate::phone::PhoneNumber;
+
+/// One exchange: what the member asked and what the assistant made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The message text as received.
+    pub query: String,
+    /// When it arrived, in ms since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub intent: Intent,
+    pub entities: Entities,
+    /// Total matches of the search the message ran (0 if none ran).
+    pub result_count: u32,
+    /// `member_id`s listed in the reply, in order, for "2" or "contact".
+    pub result_ids: Vec<String>,
+    /// The page of results shown (0 for the first), for "more".
+    pub page: u32,
+}
+
+/// A member's conversation state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub phone: PhoneNumber,
+    pub member_id: String,
+    pub member_name: String,
+    pub role: MemberRole,
+    /// The last `session.max_history` exchanges, oldest first.
+    pub history: Vec<Entry>,
+    pub created_at_ms: u64,
+    pub last_activity_ms: u64,
+    /// `last_activity_ms + ttl`: absent from then on.
+    pub expires_at_ms: u64,
+    pub message_count: u64,
+    pub search_count: u64,
+}
+
+impl Session {
+    /// A fresh session for `member`, starting now.
+    pub fn new(member: &Member, now_ms: u64, ttl_ms: u64) -> Session {
+        Session {
+            phone: member.phone,
+            member_id: member.id.clone(),
+            member_name: member.name.clone(),
+            role: member.role,
+            history: Vec::new(),
+            created_at_ms: now_ms,
+            last_activity_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(ttl_ms),
+            message_count: 0,
+            search_count: 0,
+        }
+    }
+
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms <= now_ms
+    }
+
+    /// Marks activity now: the TTL slides forward.
+    pub fn touch(&mut self, now_ms: u64, ttl_ms: u64) {
+        self.last_activity_ms = now_ms;
+        self.expires_at_ms = now_ms.saturating_add(ttl_ms);
+    }
+
+    /// Appends an exchange, keeping the newest `max_history`.
+    pub fn push_entry(&mut self, entry: Entry, max_history: usize) {
+        self.history.push(entry);
+        if self.history.len() > max_history {
+            let excess = self.history.len() - max_history;
+            self.history.drain(..excess);
+        }
+    }
+
+    /// Records one answered message: the exchange, the counts, the TTL.
+    pub fn record(&mut self, entry: Entry, searched: bool, max_history: usize, ttl_ms: u64) {
+        let now_ms = entry.timestamp_ms;
+        self.push_entry(entry, max_history);
+        self.message_count += 1;
+        if searched {
+            self.search_count += 1;
+        }
+        self.touch(now_ms, ttl_ms);
+    }
+
+    /// The latest exchange that ran a search, for follow-ups.
+    pub fn last_search(&self) -> Option<&Entry> {
+        self.history
+            .iter()
+            .rev()
+            .find(|e| e.intent == Intent::Search)
+    }
+
+    pub fn stats(&self, now_ms: u64) -> SessionStats {
+        SessionStats {
+            ttl_remaining_secs: self.expires_at_ms.saturating_sub(now_ms).div_ceil(1000),
+            message_count: self.message_count,
+            search_count: self.search_count,
+            history_length: self.history.len(),
+            created_at: self.created_at_ms,
+            last_activity: self.last_activity_ms,
+            expires_at: self.expires_at_ms,
+        }
+    }
+
+    /// The JSON form operators read.
+    pub fn view(&self, now_ms: u64) -> SessionView {
+        SessionView {
+            user_id: self.member_id.clone(),
+            phone_number: self.phone.e164(),
+            member_name: self.member_name.clone(),
+            role: self.role,
+            conversation_history: self
+                .history
+                .iter()
+                .map(|e| EntryView {
+                    query: e.query.clone(),
+                    timestamp: e.timestamp_ms,
+                    intent: e.intent,
+                    entities: e.entities.clone(),
+                    result_count: e.result_count,
+                    result_ids: e.result_ids.clone(),
+                    page: e.page,
+                })
+                .collect(),
+            last_activity: self.last_activity_ms,
+            message_count: self.message_count,
+            search_count: self.search_count,
+            created_at: self.created_at_ms,
+            stats: self.stats(now_ms),
+        }
+    }
+}
+
+/// What `stats` reports of a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStats {
+    /// Seconds until the session expires if nothing happens (rounded up).
+    pub ttl_remaining_secs: u64,
+    pub message_count: u64,
+    pub search_count: u64,
+    pub history_length: usize,
+    pub created_at: u64,
+    pub last_activity: u64,
+    pub expires_at: u64,
+}
+
+/// The JSON view of a session (admin API, CLI, export).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub user_id: String,
+    pub phone_number: String,
+    pub member_name: String,
+    pub role: MemberRole,
+    pub conversation_history: Vec<EntryView>,
+    pub last_activity: u64,
+    pub message_count: u64,
+    pub search_count: u64,
+    pub created_at: u64,
+    pub stats: SessionStats,
+}
+
+/// The JSON view of one exchange.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EntryView {
+    pub query: String,
+    pub timestamp: u64,
+    pub intent: Intent,
+    pub entities: Entities,
+    pub result_count: u32,
+    pub result_ids: Vec<String>,
+    pub page: u32,
+}
+
+/// The old service's operations, each taking the phone's turn itself.
+///
+/// The webhook instead holds the turn across its whole flow and calls
+/// [`SessionStore::session_for`] and [`SessionStore::save`] directly.
+impl SessionStore {
+    /// The member's live session, created and saved if there is none.
+    pub async fn get_or_create(&self, member: &Member) -> Result<Session, StoreError> {
+        let _turn = self.lock(member.phone).await;
+        if let Some(session) = self.get(&member.phone).await? {
+            return Ok(session);
+        }
+        let session = self.session_for(member).await?;
+        self.save(session.clone(), None).await?;
+        Ok(session)
+    }
+
+    /// Applies `change` to the live session and refreshes its TTL.
+    pub async fn update(
+        &self,
+        phone: &PhoneNumber,
+        change: impl FnOnce(&mut Session),
+    ) -> Result<Option<Session>, StoreError> {
+        let _turn = self.lock(*phone).await;
+        let Some(mut session) = self.get(phone).await? else {
+            return Ok(None);
+        };
+        change(&mut session);
+        session.touch(self.now_ms(), self.ttl_ms());
+        self.save(session.clone(), None).await?;
+        Ok(Some(session))
+    }
+
+    /// Appends an exchange (keeping the last `session.max_history`).
+    pub async fn add_entry(
+        &self,
+        phone: &PhoneNumber,
+        entry: Entry,
+    ) -> Result<Option<Session>, StoreError> {
+        let max_history = self.max_history();
+        self.update(phone, |session| session.push_entry(entry, max_history))
+            .await
+    }
+
+    /// The live session's exchanges, oldest first; empty when there is none.
+    pub async fn history(&self, phone: &PhoneNumber) -> Result<Vec<Entry>, StoreError> {
+        Ok(self
+            .get(phone)
+            .await?
+            .map(|s| s.history)
+            .unwrap_or_default())
+    }
+
+    /// Remaining TTL, counts and times of the live session.
+    pub async fn session_stats(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Option<SessionStats>, StoreError> {
+        let now = self.now_ms();
+        Ok(self.get(phone).await?.map(|s| s.stats(now)))
+    }
+
+    /// Deletes the session; whether a live one existed.
+    pub async fn delete(&self, phone: &PhoneNumber) -> Result<bool, StoreError> {
+        let _turn = self.lock(*phone).await;
+        self.delete_in_turn(phone).await
+    }
+}

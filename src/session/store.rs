@@ -1,0 +1,652 @@
+//! Where sessions live: a sled tree with a moka cache in front, and group
+//! commit for strict durability.
+//!
+//! # Layout
+//!
+//! One sled tree, `sessions`, holds four key spaces, so that everything one
+//! exchange changes is written by a single atomic `apply_batch` (sled
+//! batches are atomic within a tree; multi-tree transactions cost three
+//! times as much and lag on disk):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `s` ‖ E.164 phone | versioned bincode [`Session`] |
+//! | `e` ‖ expires_at ms (u64 BE) ‖ phone | empty: the expiry index |
+//! | `m` ‖ MessageSid | versioned bincode [`SeenReply`]: the TwiML sent |
+//! | `x` ‖ expires_at ms (u64 BE) ‖ MessageSid | empty: its expiry index |
+//!
+//! A save adds the session's new expiry key and leaves the old one: the
+//! sweeper removes a session only when the key it meets still matches the
+//! session's `expires_at`, and drops stale keys otherwise. So there is never
+//! a session without an index entry, and a crash between writes is
+//! impossible because there is only one write.
+//!
+//! # Cache
+//!
+//! Every cache read-through, write and delete of a phone goes through
+//! `entry().and_compute_with()`, which moka serialises per key: a plain
+//! `get_with` could put a session back that a concurrent delete removed.
+//! Callers hold the phone's [`PhoneLocks`] turn for every change.
+//!
+//! # Durability
+//!
+//! In strict mode a save waits until a flush that started after it has
+//! finished. One flusher task runs `db.flush()` on a blocking thread and
+//! publishes the highest ticket it covered, so concurrent saves share
+//! flushes (group commit). sled's own `flush_async` deadlocks with many
+//! concurrent callers and is never used.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use moka::future::Cache;
+use moka::ops::compute::Op;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+
+use super::codec::{self, CodecError};
+use super::{PhoneLocks, PhoneTurn, Session};
+use crate::clock::{SharedClock, duration_ms};
+use crate::config::{Config, Durability};
+use crate::directory::Member;
+use crate::phone::PhoneNumber;
+use crate::shutdown::Shutdown;
+
+const SESSION: u8 = b's';
+const SESSION_EXPIRY: u8 = b'e';
+const SEEN: u8 = b'm';
+const SEEN_EXPIRY: u8 = b'x';
+
+/// A reply already sent for a MessageSid, kept for redeliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenReply {
+    /// The TwiML document that was answered.
+    pub twiml: String,
+    pub expires_at_ms: u64,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    #[error("the durable flush failed: {0}")]
+    Flush(String),
+}
+
+/// Counters for the admin API and metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStats {
+    /// Sessions on disk, including expired ones the sweeper has not reached.
+    pub stored_sessions: u64,
+    pub cache_entries: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    /// hits / (hits + misses), 0 when nothing was read yet.
+    pub cache_hit_rate: f64,
+    pub sweeps: u64,
+    pub swept_sessions: u64,
+    pub swept_messages: u64,
+    /// Durable flushes run by the group committer.
+    pub flushes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    stored_sessions: AtomicU64,
+    cache_hits: AtomicU64,
+    cache_misses: AtomicU64,
+    sweeps: AtomicU64,
+    swept_sessions: AtomicU64,
+    swept_messages: AtomicU64,
+}
+
+/// What one sweep removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub sessions: u64,
+    pub messages: u64,
+    /// Index keys dropped because their session had moved on or was gone.
+    pub stale_keys: u64,
+}
+
+/// The session store; share it behind an `Arc`.
+pub struct SessionStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    cache: Cache<PhoneNumber, Arc<Session>>,
+    locks: PhoneLocks,
+    clock: SharedClock,
+    ttl_ms: u64,
+    max_history: usize,
+    dedupe_ttl_ms: u64,
+    sweep_batch: usize,
+    durability: Durability,
+    commits: GroupCommit,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("durability", &self.durability)
+            .field("ttl_ms", &self.ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// moka expiry from each session's own `expires_at`, so cache and sled agree.
+struct SessionExpiry {
+    clock: SharedClock,
+}
+
+impl SessionExpiry {
+    fn remaining(&self, session: &Session) -> Option<Duration> {
+        Some(Duration::from_millis(
+            session.expires_at_ms.saturating_sub(self.clock.now_ms()),
+        ))
+    }
+}
+
+impl moka::Expiry<PhoneNumber, Arc<Session>> for SessionExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &PhoneNumber,
+        value: &Arc<Session>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        self.remaining(value)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &PhoneNumber,
+        value: &Arc<Session>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        self.remaining(value)
+    }
+}
+
+fn session_key(phone: &PhoneNumber) -> Vec<u8> {
+    let e164 = phone.e164();
+    let mut key = Vec::with_capacity(1 + e164.len());
+    key.push(SESSION);
+    key.extend_from_slice(e164.as_bytes());
+    key
+}
+
+fn expiry_key(space: u8, expires_at_ms: u64, id: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + id.len());
+    key.push(space);
+    key.extend_from_slice(&expires_at_ms.to_be_bytes());
+    key.extend_from_slice(id);
+    key
+}
+
+fn seen_key(message_sid: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + message_sid.len());
+    key.push(SEEN);
+    key.extend_from_slice(message_sid.as_bytes());
+    key
+}
+
+/// Splits an expiry key into its time and id.
+fn parse_expiry_key(key: &[u8]) -> Option<(u64, &[u8])> {
+    let time = key.get(1..9)?;
+    Some((u64::from_be_bytes(time.try_into().ok()?), &key[9..]))
+}
+
+impl SessionStore {
+    /// Opens the `sessions` tree of `db` with the session settings of `config`.
+    pub fn open(
+        db: &sled::Db,
+        config: &Config,
+        clock: SharedClock,
+    ) -> Result<SessionStore, StoreError> {
+        let tree = db.open_tree("sessions")?;
+        let stored = tree
+            .scan_prefix([SESSION])
+            .keys()
+            .try_fold(0u64, |n, key| key.map(|_| n + 1))?;
+        let session = &config.session;
+        let cache = Cache::builder()
+            .max_capacity(session.cache_capacity)
+            .expire_after(SessionExpiry {
+                clock: clock.clone(),
+            })
+            .build();
+        let counters = Counters::default();
+        counters.stored_sessions.store(stored, Ordering::Relaxed);
+        Ok(SessionStore {
+            db: db.clone(),
+            tree,
+            cache,
+            locks: PhoneLocks::default(),
+            clock,
+            ttl_ms: duration_ms(session.ttl),
+            max_history: session.max_history,
+            dedupe_ttl_ms: duration_ms(session.dedupe_ttl),
+            sweep_batch: session.sweep_batch,
+            durability: config.storage.durability,
+            commits: GroupCommit::new(db.clone()),
+            counters,
+        })
+    }
+
+    /// Waits for this phone's turn; hold it across a read-modify-save.
+    pub async fn lock(&self, phone: PhoneNumber) -> PhoneTurn<'_> {
+        self.locks.lock(phone).await
+    }
+
+    pub fn ttl_ms(&self) -> u64 {
+        self.ttl_ms
+    }
+
+    pub fn max_history(&self) -> usize {
+        self.max_history
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// The live session of `phone`, if any: expired counts as absent.
+    pub async fn load(&self, phone: &PhoneNumber) -> Result<Option<Arc<Session>>, StoreError> {
+        let now = self.clock.now_ms();
+        if let Some(session) = self.cache.get(phone).await {
+            self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(session).filter(|s| !s.is_expired(now)));
+        }
+        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let result = self
+            .cache
+            .entry(*phone)
+            .and_try_compute_with(|current| async move {
+                if current.is_some() {
+                    return Ok::<_, StoreError>(Op::Nop);
+                }
+                match self.read_stored(phone)? {
+                    Some(session) if !session.is_expired(now) => Ok(Op::Put(Arc::new(session))),
+                    _ => Ok(Op::Nop),
+                }
+            })
+            .await?;
+        Ok(result
+            .into_entry()
+            .map(|entry| entry.into_value())
+            .filter(|s| !s.is_expired(now)))
+    }
+
+    fn read_stored(&self, phone: &PhoneNumber) -> Result<Option<Session>, StoreError> {
+        match self.tree.get(session_key(phone))? {
+            Some(bytes) => Ok(Some(codec::decode("session", codec::SESSION_V1, &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The live session of `phone`, if any.
+    pub async fn get(&self, phone: &PhoneNumber) -> Result<Option<Session>, StoreError> {
+        Ok(self.load(phone).await?.map(|s| Session::clone(&s)))
+    }
+
+    /// The member's live session, or a new one (not yet saved).
+    pub async fn session_for(&self, member: &Member) -> Result<Session, StoreError> {
+        match self.load(&member.phone).await? {
+            Some(session) => Ok(Session::clone(&session)),
+            None => Ok(Session::new(member, self.clock.now_ms(), self.ttl_ms)),
+        }
+    }
+
+    /// Saves `session` and, for a webhook, the reply sent for its MessageSid,
+    /// in one atomic write; in strict mode, returns once both are on disk.
+    pub async fn save(
+        &self,
+        session: Session,
+        seen: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let phone = session.phone;
+        let now = self.clock.now_ms();
+        let key = session_key(&phone);
+        let existed = self.cache.contains_key(&phone) || self.tree.contains_key(&key)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(key, codec::encode(codec::SESSION_V1, &session));
+        batch.insert(
+            expiry_key(
+                SESSION_EXPIRY,
+                session.expires_at_ms,
+                phone.e164().as_bytes(),
+            ),
+            &[],
+        );
+        if let Some((message_sid, twiml)) = seen {
+            let expires_at_ms = now.saturating_add(self.dedupe_ttl_ms);
+            let reply = SeenReply {
+                twiml: twiml.to_owned(),
+                expires_at_ms,
+            };
+            batch.insert(seen_key(message_sid), codec::encode(codec::SEEN_V1, &reply));
+            batch.insert(
+                expiry_key(SEEN_EXPIRY, expires_at_ms, message_sid.as_bytes()),
+                &[],
+            );
+        }
+        self.tree.apply_batch(batch)?;
+        if !existed {
+            self.counters
+                .stored_sessions
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let session = Arc::new(session);
+        self.cache
+            .entry(phone)
+            .and_compute_with(|_| async move { Op::Put(session) })
+            .await;
+        self.make_durable().await
+    }
+
+    /// Writes many sessions at once (restore, benchmarks), replacing any
+    /// stored under the same phones; flushed before it returns. Not for a
+    /// serving store: it bypasses the per-phone turns.
+    pub async fn import(&self, sessions: impl IntoIterator<Item = Session>) -> Result<u64, StoreError> {
+        let mut written = 0;
+        let mut batch = sled::Batch::default();
+        let mut in_batch = 0;
+        for session in sessions {
+            let key = session_key(&session.phone);
+            if !self.tree.contains_key(&key)? {
+                self.counters.stored_sessions.fetch_add(1, Ordering::Relaxed);
+            }
+            batch.insert(
+                expiry_key(SESSION_EXPIRY, session.expires_at_ms, session.phone.e164().as_bytes()),
+                &[],
+            );
+            batch.insert(key, codec::encode(codec::SESSION_V1, &session));
+            self.evict(&session.phone).await;
+            in_batch += 1;
+            written += 1;
+            if in_batch == 10_000 {
+                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                in_batch = 0;
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.flush().await?;
+        Ok(written)
+    }
+
+    /// Waits for the disk in strict mode; returns at once in relaxed mode.
+    async fn make_durable(&self) -> Result<(), StoreError> {
+        match self.durability {
+            Durability::Strict => self.commits.wait_durable().await,
+            Durability::Relaxed => Ok(()),
+        }
+    }
+
+    /// Removes the session of `phone` while the caller holds its turn;
+    /// whether there was a live one.
+    pub(super) async fn delete_in_turn(&self, phone: &PhoneNumber) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let Some(stored) = self.read_stored(phone)? else {
+            self.evict(phone).await;
+            return Ok(false);
+        };
+        let mut batch = sled::Batch::default();
+        batch.remove(session_key(phone));
+        batch.remove(expiry_key(
+            SESSION_EXPIRY,
+            stored.expires_at_ms,
+            phone.e164().as_bytes(),
+        ));
+        self.tree.apply_batch(batch)?;
+        self.counters
+            .stored_sessions
+            .fetch_sub(1, Ordering::Relaxed);
+        self.evict(phone).await;
+        self.make_durable().await?;
+        Ok(!stored.is_expired(now))
+    }
+
+    async fn evict(&self, phone: &PhoneNumber) {
+        self.cache
+            .entry(*phone)
+            .and_compute_with(|_| async { Op::Remove })
+            .await;
+    }
+
+    /// The reply already sent for `message_sid`, if it is remembered.
+    pub fn seen(&self, message_sid: &str) -> Result<Option<String>, StoreError> {
+        let Some(bytes) = self.tree.get(seen_key(message_sid))? else {
+            return Ok(None);
+        };
+        let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, &bytes)?;
+        Ok(Some(reply.twiml).filter(|_| reply.expires_at_ms > self.clock.now_ms()))
+    }
+
+    /// Live sessions' phones after `cursor` in phone order, at most `limit`.
+    pub fn list(
+        &self,
+        cursor: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
+        let now = self.clock.now_ms();
+        let start = cursor.map_or_else(
+            || vec![SESSION],
+            |c| {
+                let mut key = session_key(c);
+                key.push(0);
+                key
+            },
+        );
+        let mut sessions = Vec::new();
+        for item in self.tree.range(start..vec![SESSION + 1]) {
+            let (_, bytes) = item?;
+            let session: Session = codec::decode("session", codec::SESSION_V1, &bytes)?;
+            if !session.is_expired(now) {
+                sessions.push(session);
+                if sessions.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(sessions)
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        let hits = c.cache_hits.load(Ordering::Relaxed);
+        let misses = c.cache_misses.load(Ordering::Relaxed);
+        StoreStats {
+            stored_sessions: c.stored_sessions.load(Ordering::Relaxed),
+            cache_entries: self.cache.entry_count(),
+            cache_hits: hits,
+            cache_misses: misses,
+            cache_hit_rate: if hits + misses == 0 {
+                0.0
+            } else {
+                hits as f64 / (hits + misses) as f64
+            },
+            sweeps: c.sweeps.load(Ordering::Relaxed),
+            swept_sessions: c.swept_sessions.load(Ordering::Relaxed),
+            swept_messages: c.swept_messages.load(Ordering::Relaxed),
+            flushes: self.commits.flushes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Removes everything due by now, in batches of `session.sweep_batch`,
+    /// yielding between them so requests keep flowing.
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let mut report = SweepReport::default();
+        loop {
+            let due = self.due_keys(SESSION_EXPIRY)?;
+            for key in &due {
+                self.sweep_session_key(key, &mut report).await?;
+            }
+            let seen_due = self.due_keys(SEEN_EXPIRY)?;
+            for key in &seen_due {
+                let Some((_, sid)) = parse_expiry_key(key) else {
+                    continue;
+                };
+                let mut batch = sled::Batch::default();
+                batch.remove(key.as_slice());
+                let mut seen = Vec::with_capacity(1 + sid.len());
+                seen.push(SEEN);
+                seen.extend_from_slice(sid);
+                batch.remove(seen);
+                self.tree.apply_batch(batch)?;
+                report.messages += 1;
+            }
+            if due.len() < self.sweep_batch && seen_due.len() < self.sweep_batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let c = &self.counters;
+        c.sweeps.fetch_add(1, Ordering::Relaxed);
+        c.swept_sessions
+            .fetch_add(report.sessions, Ordering::Relaxed);
+        c.swept_messages
+            .fetch_add(report.messages, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Up to one batch of index keys in `space` that are due now.
+    fn due_keys(&self, space: u8) -> Result<Vec<Vec<u8>>, StoreError> {
+        let end = expiry_key(space, self.clock.now_ms().saturating_add(1), &[]);
+        self.tree
+            .range(vec![space]..end)
+            .keys()
+            .take(self.sweep_batch)
+            .map(|key| Ok(key?.to_vec()))
+            .collect()
+    }
+
+    async fn sweep_session_key(
+        &self,
+        key: &[u8],
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let Some((expires_at_ms, id)) = parse_expiry_key(key) else {
+            self.tree.remove(key)?;
+            return Ok(());
+        };
+        let phone = std::str::from_utf8(id)
+            .ok()
+            .and_then(PhoneNumber::from_stored);
+        let Some(phone) = phone else {
+            self.tree.remove(key)?;
+            report.stale_keys += 1;
+            return Ok(());
+        };
+        let _turn = self.lock(phone).await;
+        let mut batch = sled::Batch::default();
+        batch.remove(key);
+        let stored = self.read_stored(&phone)?;
+        let expired = stored
+            .as_ref()
+            .is_some_and(|s| s.expires_at_ms == expires_at_ms);
+        if expired {
+            batch.remove(session_key(&phone));
+        }
+        self.tree.apply_batch(batch)?;
+        if expired {
+            self.counters
+                .stored_sessions
+                .fetch_sub(1, Ordering::Relaxed);
+            self.evict(&phone).await;
+            report.sessions += 1;
+        } else {
+            report.stale_keys += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs the group committer until `shutdown`, then flushes once more.
+    pub async fn run_flusher(self: Arc<Self>, shutdown: Shutdown) {
+        self.commits.run(shutdown).await;
+    }
+
+    /// Flushes everything written so far to disk.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || db.flush())
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))??;
+        Ok(())
+    }
+}
+
+/// Shares `db.flush()` calls among concurrent writers.
+struct GroupCommit {
+    db: sled::Db,
+    /// Tickets handed out: one per write that wants to be durable.
+    requested: AtomicU64,
+    /// The highest ticket a finished flush covered.
+    durable: watch::Sender<u64>,
+    wake: Notify,
+    flushes: AtomicU64,
+}
+
+impl GroupCommit {
+    fn new(db: sled::Db) -> GroupCommit {
+        GroupCommit {
+            db,
+            requested: AtomicU64::new(0),
+            durable: watch::Sender::new(0),
+            wake: Notify::new(),
+            flushes: AtomicU64::new(0),
+        }
+    }
+
+    /// Waits until a flush that began after this call has finished.
+    async fn wait_durable(&self) -> Result<(), StoreError> {
+        // The write was applied before the ticket was taken, and the flusher
+        // reads `requested` before it starts flushing: a flush that covers
+        // the ticket covers the write.
+        let ticket = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut durable = self.durable.subscribe();
+        self.wake.notify_one();
+        durable
+            .wait_for(|&covered| covered >= ticket)
+            .await
+            .map(|_| ())
+            .map_err(|_| StoreError::Flush("the flusher stopped".to_owned()))
+    }
+
+    async fn run(&self, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                () = self.wake.notified() => {}
+                () = shutdown.recv() => break,
+            }
+            self.flush_requested().await;
+        }
+        // Writers may still be waiting on the last tickets.
+        self.flush_requested().await;
+    }
+
+    async fn flush_requested(&self) {
+        loop {
+            let target = self.requested.load(Ordering::Acquire);
+            if target <= *self.durable.borrow() {
+                return;
+            }
+            let db = self.db.clone();
+            match tokio::task::spawn_blocking(move || db.flush()).await {
+                Ok(Ok(_)) => {
+                    self.flushes.fetch_add(1, Ordering::Relaxed);
+                    self.durable.send_replace(target);
+                    return;
+                }
+                Ok(Err(e)) => tracing::error!("durable flush failed, retrying: {e}"),
+                Err(e) => tracing::error!("durable flush task failed, retrying: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
