@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 pub const SESSION_V1: u8 = 1;
 /// Format version of remembered replies (duplicate deliveries).
 pub const SEEN_V1: u8 = 1;
+/// Format version of the stored session count.
+pub const COUNT_V1: u8 = 1;
 /// Format version of rate-limit state.
 pub const LIMIT_V1: u8 = 1;
 

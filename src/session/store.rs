@@ -57,6 +57,35 @@ const SESSION: u8 = b's';
 const SESSION_EXPIRY: u8 = b'e';
 const SEEN: u8 = b'm';
 const SEEN_EXPIRY: u8 = b'x';
+/// The number of stored sessions, kept in the same batches that change it,
+/// so opening a store with a million sessions need not count them.
+const COUNT: &[u8] = b"#count";
+
+fn encode_count(count: u64) -> [u8; 9] {
+    let mut bytes = [0u8; 9];
+    bytes[0] = codec::COUNT_V1;
+    bytes[1..].copy_from_slice(&count.to_be_bytes());
+    bytes
+}
+
+fn decode_count(bytes: &[u8]) -> Result<u64, CodecError> {
+    match bytes.split_first() {
+        Some((&codec::COUNT_V1, rest)) => {
+            rest.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| CodecError::Corrupt {
+                    what: "session count",
+                    reason: format!("{} bytes", bytes.len()),
+                })
+        }
+        Some((&found, _)) => Err(CodecError::UnknownVersion {
+            what: "session count",
+            found,
+            expected: codec::COUNT_V1,
+        }),
+        None => Err(CodecError::Empty),
+    }
+}
 
 /// A reply already sent for a MessageSid, kept for redeliveries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +157,8 @@ pub struct SessionStore {
     durability: Durability,
     commits: GroupCommit,
     counters: Counters,
+    /// Serialises the batches that change how many sessions are stored.
+    count_writes: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -210,10 +241,18 @@ impl SessionStore {
         clock: SharedClock,
     ) -> Result<SessionStore, StoreError> {
         let tree = db.open_tree("sessions")?;
-        let stored = tree
-            .scan_prefix([SESSION])
-            .keys()
-            .try_fold(0u64, |n, key| key.map(|_| n + 1))?;
+        let stored = match tree.get(COUNT)? {
+            Some(bytes) => decode_count(&bytes)?,
+            // A data dir from before the counter was kept: count once.
+            None => {
+                let counted = tree
+                    .scan_prefix([SESSION])
+                    .keys()
+                    .try_fold(0u64, |n, key| key.map(|_| n + 1))?;
+                tree.insert(COUNT, &encode_count(counted)[..])?;
+                counted
+            }
+        };
         let session = &config.session;
         let cache = Cache::builder()
             .max_capacity(session.cache_capacity)
@@ -236,6 +275,7 @@ impl SessionStore {
             durability: config.storage.durability,
             commits: GroupCommit::new(db.clone()),
             counters,
+            count_writes: std::sync::Mutex::new(()),
         })
     }
 
@@ -336,12 +376,7 @@ impl SessionStore {
                 &[],
             );
         }
-        self.tree.apply_batch(batch)?;
-        if !existed {
-            self.counters
-                .stored_sessions
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        self.apply_counted(batch, if existed { 0 } else { 1 })?;
         let session = Arc::new(session);
         self.cache
             .entry(phone)
@@ -353,17 +388,25 @@ impl SessionStore {
     /// Writes many sessions at once (restore, benchmarks), replacing any
     /// stored under the same phones; flushed before it returns. Not for a
     /// serving store: it bypasses the per-phone turns.
-    pub async fn import(&self, sessions: impl IntoIterator<Item = Session>) -> Result<u64, StoreError> {
+    pub async fn import(
+        &self,
+        sessions: impl IntoIterator<Item = Session>,
+    ) -> Result<u64, StoreError> {
         let mut written = 0;
         let mut batch = sled::Batch::default();
         let mut in_batch = 0;
+        let mut added = 0;
         for session in sessions {
             let key = session_key(&session.phone);
             if !self.tree.contains_key(&key)? {
-                self.counters.stored_sessions.fetch_add(1, Ordering::Relaxed);
+                added += 1;
             }
             batch.insert(
-                expiry_key(SESSION_EXPIRY, session.expires_at_ms, session.phone.e164().as_bytes()),
+                expiry_key(
+                    SESSION_EXPIRY,
+                    session.expires_at_ms,
+                    session.phone.e164().as_bytes(),
+                ),
                 &[],
             );
             batch.insert(key, codec::encode(codec::SESSION_V1, &session));
@@ -371,13 +414,29 @@ impl SessionStore {
             in_batch += 1;
             written += 1;
             if in_batch == 10_000 {
-                self.tree.apply_batch(std::mem::take(&mut batch))?;
+                self.apply_counted(std::mem::take(&mut batch), std::mem::take(&mut added))?;
                 in_batch = 0;
             }
         }
-        self.tree.apply_batch(batch)?;
+        self.apply_counted(batch, added)?;
         self.flush().await?;
         Ok(written)
+    }
+
+    /// Applies `batch`, adding `delta` to the stored session count in the
+    /// same atomic write when it is not zero.
+    fn apply_counted(&self, mut batch: sled::Batch, delta: i64) -> Result<(), StoreError> {
+        if delta == 0 {
+            self.tree.apply_batch(batch)?;
+            return Ok(());
+        }
+        let _one_at_a_time = self.count_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let stored = &self.counters.stored_sessions;
+        let count = stored.load(Ordering::Acquire).saturating_add_signed(delta);
+        batch.insert(COUNT, &encode_count(count)[..]);
+        self.tree.apply_batch(batch)?;
+        stored.store(count, Ordering::Release);
+        Ok(())
     }
 
     /// Waits for the disk in strict mode; returns at once in relaxed mode.
@@ -403,10 +462,7 @@ impl SessionStore {
             stored.expires_at_ms,
             phone.e164().as_bytes(),
         ));
-        self.tree.apply_batch(batch)?;
-        self.counters
-            .stored_sessions
-            .fetch_sub(1, Ordering::Relaxed);
+        self.apply_counted(batch, -1)?;
         self.evict(phone).await;
         self.make_durable().await?;
         Ok(!stored.is_expired(now))
@@ -553,11 +609,8 @@ impl SessionStore {
         if expired {
             batch.remove(session_key(&phone));
         }
-        self.tree.apply_batch(batch)?;
+        self.apply_counted(batch, if expired { -1 } else { 0 })?;
         if expired {
-            self.counters
-                .stored_sessions
-                .fetch_sub(1, Ordering::Relaxed);
             self.evict(&phone).await;
             report.sessions += 1;
         } else {
