@@ -63,19 +63,27 @@ fn main() {
     let sessions = arg("--sessions", 1_000_000);
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--reopen") {
-        reopen(std::path::Path::new(&args[i + 1]), sessions, arg("--touch", 100_000));
+        reopen(
+            std::path::Path::new(&args[i + 1]),
+            sessions,
+            arg("--touch", 100_000),
+        );
         return;
     }
     let touch = arg("--touch", 100_000).min(sessions);
     let sweep = arg("--sweep", 100_000).min(sessions);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.storage.data_dir = dir.path().join("state");
     config.storage.durability = Durability::Relaxed;
     let clock = ManualClock::new(1_700_000_000_000);
     let ttl = config.session.ttl.as_millis() as u64;
-    let directory = Directory::from_csv(&synthetic::synthetic_csv(1000, 3), Region::default()).unwrap();
+    let directory =
+        Directory::from_csv(&synthetic::synthetic_csv(1000, 3), Region::default()).unwrap();
     let template = &directory.members()[0];
     println!("scale: {sessions} sessions, touch {touch}, sweep {sweep}");
 
@@ -85,7 +93,11 @@ fn main() {
         let now = clock.now_ms();
         let all = (0..sessions).map(|i| {
             let mut member = template.clone();
-            member.phone = roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default()).unwrap();
+            member.phone = roster::phone::PhoneNumber::parse(
+                &synthetic::synthetic_phone(i),
+                Region::default(),
+            )
+            .unwrap();
             // The first `sweep` sessions were active 20 minutes earlier.
             let at = if i < sweep { now - 20 * 60 * 1000 } else { now };
             let mut session = Session::new(&member, at, ttl);
@@ -108,12 +120,20 @@ fn main() {
             session
         });
         store.import(all).await.unwrap();
-        println!("write:  {sessions} sessions in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "write:  {sessions} sessions in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         drop(store);
         // Open and touch in a fresh process, so its RSS is the store's alone.
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--reopen", &config.storage.data_dir.display().to_string()])
-            .args(["--sessions", &sessions.to_string(), "--touch", &touch.to_string()])
+            .args([
+                "--sessions",
+                &sessions.to_string(),
+                "--touch",
+                &touch.to_string(),
+            ])
             .status()
             .unwrap();
         assert!(status.success());
@@ -132,7 +152,10 @@ fn main() {
 
 /// The child process: open the store, touch `touch` sessions, report.
 fn reopen(data_dir: &std::path::Path, sessions: usize, touch: usize) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut config = Config::default();
     config.storage.data_dir = data_dir.to_owned();
     let clock = ManualClock::new(1_700_000_000_000);
@@ -150,8 +173,11 @@ fn reopen(data_dir: &std::path::Path, sessions: usize, touch: usize) {
         );
         let started = Instant::now();
         for i in 0..touch {
-            let phone =
-                roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(sessions - 1 - i), Region::default()).unwrap();
+            let phone = roster::phone::PhoneNumber::parse(
+                &synthetic::synthetic_phone(sessions - 1 - i),
+                Region::default(),
+            )
+            .unwrap();
             assert!(store.get(&phone).await.unwrap().is_some());
         }
         println!(

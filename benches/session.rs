@@ -32,7 +32,9 @@ fn setup(runtime: &tokio::runtime::Runtime, durability: Durability) -> Bench {
     let store = Arc::new(SessionStore::open(&db, &config, Arc::new(SystemClock)).unwrap());
     let (trigger, shutdown) = ShutdownTrigger::new();
     runtime.spawn(Arc::clone(&store).run_flusher(shutdown));
-    let directory = Arc::new(Directory::from_csv(&synthetic::synthetic_csv(MEMBERS, 7), Region::default()).unwrap());
+    let directory = Arc::new(
+        Directory::from_csv(&synthetic::synthetic_csv(MEMBERS, 7), Region::default()).unwrap(),
+    );
     Bench {
         store,
         directory,
@@ -61,14 +63,23 @@ async fn one_message(store: &SessionStore, directory: &Directory, i: usize) {
     };
     session.record(entry, true, store.max_history(), store.ttl_ms());
     let sid = format!("SM{i:032}");
-    store.save(session, Some((&sid, "<Response/>"))).await.unwrap();
+    store
+        .save(session, Some((&sid, "<Response/>")))
+        .await
+        .unwrap();
 }
 
 fn per_message(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut group = c.benchmark_group("session/message");
     group.measurement_time(Duration::from_secs(5));
-    for (name, durability) in [("relaxed", Durability::Relaxed), ("strict", Durability::Strict)] {
+    for (name, durability) in [
+        ("relaxed", Durability::Relaxed),
+        ("strict", Durability::Strict),
+    ] {
         let bench = setup(&runtime, durability);
         let mut next = 0usize;
         group.bench_function(format!("{name}/1 task"), |b| {
@@ -87,7 +98,8 @@ fn per_message(c: &mut Criterion) {
                             let (store, directory) = (store.clone(), directory.clone());
                             tokio::spawn(async move {
                                 for i in (t..iters).step_by(32) {
-                                    one_message(&store, &directory, (i as usize) * 31 + t as usize).await;
+                                    one_message(&store, &directory, (i as usize) * 31 + t as usize)
+                                        .await;
                                 }
                             })
                         })

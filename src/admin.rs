@@ -28,6 +28,7 @@ pub fn routes(state: AppState, token: &str) -> Router<AppState> {
             "/admin/sessions/{phone}",
             get(show_session).delete(delete_session),
         )
+        .route("/admin/limits/{phone}", get(show_limits))
         .route("/admin/stats", get(stats))
         .route_layer(middleware::from_fn_with_state(
             state,
@@ -102,7 +103,22 @@ async fn show_session(
         .get(&phone)
         .await?
         .ok_or(AdminError::NotFound)?;
-    Ok(Json(session.view(app.clock.now_ms())).into_response())
+    let mut view = serde_json::to_value(session.view(app.clock.now_ms())).unwrap_or_default();
+    view["stats"]["limits"] = json!(app.limits.view(&phone));
+    Ok(Json(view).into_response())
+}
+
+/// What a phone has left, without spending anything; works for any phone.
+async fn show_limits(
+    State(app): State<AppState>,
+    Path(phone): Path<String>,
+) -> Result<Response, AdminError> {
+    let phone = parse_phone(&app, &phone)?;
+    Ok(Json(json!({
+        "phoneNumber": phone.e164(),
+        "limits": app.limits.view(&phone),
+    }))
+    .into_response())
 }
 
 async fn delete_session(
@@ -156,6 +172,8 @@ async fn stats(State(app): State<AppState>) -> Response {
     Json(json!({
         "sessions": app.sessions.stats(),
         "members": assistant.directory().len(),
+        "rateLimitEntries": app.limits.stored_entries(),
+        "strangersRemembered": app.limits.strangers.len(),
     }))
     .into_response()
 }

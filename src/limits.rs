@@ -1,33 +1,63 @@
-//! Rate limits, keyed by phone number, on governor's GCRA.
+//! Rate limits keyed by phone number, on governor's GCRA, that survive
+//! restarts.
 //!
-//! The clock governor sees is Roster's injected wall clock in nanoseconds
-//! since the Unix epoch ([`WallClock`]), clamped so that it never runs
-//! backwards: a wall clock set back by NTP must never hand out a fresh quota.
+//! Two persistent limiters protect the directory and the organisation's
+//! Twilio bill: messages (`limits.messages_per_hour`, default 50) and
+//! searches (`limits.searches_per_hour`, default 30). Burst equals the quota
+//! unless `limits.*_burst` says otherwise, so a quiet member may use the
+//! whole quota at once and then regains one every `3600 s / quota`.
 //!
-//! Strangers (numbers not in the directory) get one polite refusal an hour
-//! and silence otherwise, so nobody can make the organisation pay for
-//! outbound messages by writing to it.
+//! # Persistence
+//!
+//! governor's keyed limiters keep each key's theoretical arrival time (TAT)
+//! relative to a private `start`, taken from the clock's first `now()` when
+//! the limiter is built. Here the clock ([`WallClock`]) reads wall-clock
+//! nanoseconds since the Unix epoch and records that first reading, and the
+//! [`SledState`] store keeps the **absolute** TAT (`start + relative`) in the
+//! `limits` sled tree. A limiter built after a restart has a new `start`, but
+//! the absolute TAT means the same thing to it, so a member who spent the
+//! quota is still limited after a restart or a crash. Updates are a
+//! `compare_and_swap` loop (governor's closure may run again), so check and
+//! consume are one atomic step under any concurrency.
+//!
+//! The clock never runs backwards within a process, and a wall clock set
+//! back across a restart only makes a stored TAT lie further in the future:
+//! going back in time never hands out a fresh quota.
+//!
+//! # Refusals
+//!
+//! A refused member gets one friendly reply that says when to try again;
+//! further refusals in the same stretch are silent (an empty `<Response/>`
+//! costs nothing). The end of the stretch is stored beside the TAT.
+//! Strangers get one polite refusal an hour from an in-memory limiter.
 
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use governor::clock::Clock as GovernorClock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
+use governor::state::StateStore;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
+use serde::Serialize;
 
 use crate::clock::SharedClock;
+use crate::config::LimitsConfig;
 use crate::phone::PhoneNumber;
+use crate::session::codec::LIMIT_V1;
 
 /// Roster's clock as governor wants it: nanoseconds since the Unix epoch,
-/// never going backwards within a process.
+/// never going backwards within a process; it remembers its first reading,
+/// which governor takes as the limiter's `start`.
 #[derive(Debug, Clone)]
 pub struct WallClock {
     clock: SharedClock,
     /// The latest reading handed out, in nanoseconds.
     latest: Arc<AtomicU64>,
+    first: Arc<OnceLock<u64>>,
 }
 
 impl WallClock {
@@ -35,7 +65,16 @@ impl WallClock {
         WallClock {
             clock,
             latest: Arc::new(AtomicU64::new(0)),
+            first: Arc::new(OnceLock::new()),
         }
+    }
+
+    fn now_nanos(&self) -> u64 {
+        let reading = self.clock.now_ms().saturating_mul(1_000_000);
+        let previous = self.latest.fetch_max(reading, Ordering::AcqRel);
+        let now = previous.max(reading);
+        self.first.get_or_init(|| now);
+        now
     }
 }
 
@@ -43,9 +82,348 @@ impl GovernorClock for WallClock {
     type Instant = Nanos;
 
     fn now(&self) -> Nanos {
-        let reading = self.clock.now_ms().saturating_mul(1_000_000);
-        let previous = self.latest.fetch_max(reading, Ordering::AcqRel);
-        Nanos::from(previous.max(reading))
+        Nanos::from(self.now_nanos())
+    }
+}
+
+/// governor state in the `limits` sled tree: `name ‖ ':' ‖ phone` →
+/// `LIMIT_V1 ‖ absolute TAT (u64 BE nanoseconds since the epoch)`.
+#[derive(Debug, Clone)]
+pub struct SledState {
+    tree: sled::Tree,
+    name: &'static str,
+    /// The limiter's `start`: its clock's first reading.
+    start: Arc<OnceLock<u64>>,
+}
+
+impl SledState {
+    fn key(&self, phone: &PhoneNumber) -> Vec<u8> {
+        state_key(self.name, phone)
+    }
+
+    fn start(&self) -> u64 {
+        self.start.get().copied().unwrap_or(0)
+    }
+}
+
+fn state_key(name: &str, phone: &PhoneNumber) -> Vec<u8> {
+    format!("{name}:{phone}").into_bytes()
+}
+
+fn notice_key(name: &str, phone: &PhoneNumber) -> Vec<u8> {
+    format!("{name}-notice:{phone}").into_bytes()
+}
+
+fn encode_nanos(nanos: u64) -> [u8; 9] {
+    let mut bytes = [0u8; 9];
+    bytes[0] = LIMIT_V1;
+    bytes[1..].copy_from_slice(&nanos.to_be_bytes());
+    bytes
+}
+
+/// The stored absolute time, or `None` for a value this version cannot read
+/// (treated as absent: a limit is never a reason to refuse a member forever).
+fn decode_nanos(bytes: &[u8]) -> Option<u64> {
+    match bytes.split_first() {
+        Some((&LIMIT_V1, rest)) => rest.try_into().ok().map(u64::from_be_bytes),
+        _ => None,
+    }
+}
+
+impl StateStore for SledState {
+    type Key = PhoneNumber;
+
+    fn measure_and_replace<T, F, E>(&self, key: &PhoneNumber, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        let start = self.start();
+        let key = self.key(key);
+        loop {
+            let current = match self.tree.get(&key) {
+                Ok(current) => current,
+                Err(e) => {
+                    // Fail open for members: storage trouble must not lock
+                    // the whole organisation out. Logged, not persisted.
+                    tracing::error!(
+                        limiter = self.name,
+                        "rate-limit state unreadable, allowing: {e}"
+                    );
+                    return f(None).map(|(result, _)| result);
+                }
+            };
+            let relative = current
+                .as_deref()
+                .and_then(decode_nanos)
+                .and_then(|absolute| absolute.checked_sub(start))
+                .filter(|&relative| relative > 0)
+                .map(Nanos::from);
+            let (result, next) = f(relative)?;
+            let absolute = start.saturating_add(next.as_u64());
+            match self.tree.compare_and_swap(
+                &key,
+                current.as_deref(),
+                Some(&encode_nanos(absolute)[..]),
+            ) {
+                Ok(Ok(())) => return Ok(result),
+                Ok(Err(_changed_meanwhile)) => continue,
+                Err(e) => {
+                    tracing::error!(
+                        limiter = self.name,
+                        "rate-limit state not saved, allowing: {e}"
+                    );
+                    return Ok(result);
+                }
+            }
+        }
+    }
+}
+
+type PersistentRateLimiter = RateLimiter<PhoneNumber, SledState, WallClock, NoOpMiddleware<Nanos>>;
+
+/// What a check decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    /// Refused; `notify` is true for the first refusal of a stretch only.
+    Refused {
+        wait: Duration,
+        notify: bool,
+    },
+}
+
+/// A non-consuming view of what a phone has left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Remaining {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until one more is available (0 when some are left).
+    pub next_in_secs: u64,
+    /// Seconds until the full burst is available again.
+    pub full_in_secs: u64,
+}
+
+/// One persistent limiter (messages or searches).
+pub struct PersistentLimiter {
+    name: &'static str,
+    per_hour: u32,
+    quota: Quota,
+    limiter: PersistentRateLimiter,
+    state: SledState,
+    clock: WallClock,
+}
+
+impl std::fmt::Debug for PersistentLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistentLimiter")
+            .field("name", &self.name)
+            .field("per_hour", &self.per_hour)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersistentLimiter {
+    fn new(
+        name: &'static str,
+        tree: sled::Tree,
+        per_hour: u32,
+        burst: u32,
+        clock: SharedClock,
+    ) -> PersistentLimiter {
+        let per_hour_nz = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(burst).unwrap_or(per_hour_nz);
+        let quota = Quota::per_hour(per_hour_nz).allow_burst(burst);
+        let clock = WallClock::new(clock);
+        let state = SledState {
+            tree,
+            name,
+            start: Arc::clone(&clock.first),
+        };
+        let limiter = RateLimiter::new(quota, state.clone(), clock.clone());
+        PersistentLimiter {
+            name,
+            per_hour,
+            quota,
+            limiter,
+            state,
+            clock,
+        }
+    }
+
+    /// Checks and, if allowed, consumes one; atomic under concurrency.
+    pub fn check(&self, phone: &PhoneNumber) -> Verdict {
+        match self.limiter.check_key(phone) {
+            Ok(()) => Verdict::Allowed,
+            Err(not_until) => {
+                let now = self.clock.now_nanos();
+                let wait = not_until.wait_time_from(Nanos::from(now));
+                let notify = self.claim_notice(phone, now, wait);
+                Verdict::Refused { wait, notify }
+            }
+        }
+    }
+
+    /// Whether this refusal is the first of its stretch; if so, remembers
+    /// that the member has been told until they are allowed again.
+    fn claim_notice(&self, phone: &PhoneNumber, now: u64, wait: Duration) -> bool {
+        let key = notice_key(self.name, phone);
+        let until = now.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+        loop {
+            let current = match self.state.tree.get(&key) {
+                Ok(current) => current,
+                Err(e) => {
+                    tracing::error!(limiter = self.name, "refusal notice state unreadable: {e}");
+                    return true;
+                }
+            };
+            if current
+                .as_deref()
+                .and_then(decode_nanos)
+                .is_some_and(|told_until| told_until > now)
+            {
+                return false;
+            }
+            match self.state.tree.compare_and_swap(
+                &key,
+                current.as_deref(),
+                Some(&encode_nanos(until)[..]),
+            ) {
+                Ok(Ok(())) => return true,
+                Ok(Err(_)) => continue,
+                Err(e) => {
+                    tracing::error!(limiter = self.name, "refusal notice state not saved: {e}");
+                    return true;
+                }
+            }
+        }
+    }
+
+    /// What `phone` has left, without consuming anything.
+    pub fn peek(&self, phone: &PhoneNumber) -> Remaining {
+        let now = self.clock.now_nanos();
+        let t = u64::try_from(self.quota.replenish_interval().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let burst = self.quota.burst_size().get();
+        let tau = t.saturating_mul(u64::from(burst) - 1);
+        let tat = self
+            .state
+            .tree
+            .get(self.state.key(phone))
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(decode_nanos)
+            .filter(|&tat| tat > now);
+        let secs = |nanos: u64| nanos.div_ceil(1_000_000_000);
+        match tat {
+            None => Remaining {
+                limit: burst,
+                remaining: burst,
+                next_in_secs: 0,
+                full_in_secs: 0,
+            },
+            Some(tat) => {
+                let budget = (now + tau + t).saturating_sub(tat);
+                let remaining = u32::try_from(budget / t).unwrap_or(u32::MAX).min(burst);
+                Remaining {
+                    limit: burst,
+                    remaining,
+                    next_in_secs: if remaining > 0 {
+                        0
+                    } else {
+                        secs(t - budget % t)
+                    },
+                    full_in_secs: secs(tat - now),
+                }
+            }
+        }
+    }
+
+    pub fn per_hour(&self) -> u32 {
+        self.per_hour
+    }
+}
+
+/// All of Roster's rate limits.
+#[derive(Debug)]
+pub struct Limits {
+    pub messages: PersistentLimiter,
+    pub searches: PersistentLimiter,
+    pub strangers: StrangerLimiter,
+    tree: sled::Tree,
+    clock: SharedClock,
+}
+
+/// What `GET /admin/limits/{phone}` and the session stats show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LimitsView {
+    pub messages: Remaining,
+    pub searches: Remaining,
+}
+
+impl Limits {
+    /// Opens the `limits` tree of `db` with `config`'s quotas.
+    pub fn open(
+        db: &sled::Db,
+        config: &LimitsConfig,
+        clock: SharedClock,
+    ) -> Result<Limits, sled::Error> {
+        let tree = db.open_tree("limits")?;
+        Ok(Limits {
+            messages: PersistentLimiter::new(
+                "messages",
+                tree.clone(),
+                config.messages_per_hour,
+                config.messages_burst,
+                clock.clone(),
+            ),
+            searches: PersistentLimiter::new(
+                "searches",
+                tree.clone(),
+                config.searches_per_hour,
+                config.searches_burst,
+                clock.clone(),
+            ),
+            strangers: StrangerLimiter::new(clock.clone()),
+            tree,
+            clock,
+        })
+    }
+
+    pub fn view(&self, phone: &PhoneNumber) -> LimitsView {
+        LimitsView {
+            messages: self.messages.peek(phone),
+            searches: self.searches.peek(phone),
+        }
+    }
+
+    /// Drops state that means nothing any more: TATs and refusal notices in
+    /// the past (a bucket that has refilled is the same as no bucket), and
+    /// strangers whose hour is over. Returns how many entries went.
+    pub fn forget_idle(&self) -> u64 {
+        self.strangers.forget_idle();
+        let now = self.clock.now_ms().saturating_mul(1_000_000);
+        let mut removed = 0;
+        for item in self.tree.iter() {
+            let Ok((key, value)) = item else { break };
+            if decode_nanos(&value).is_none_or(|at| at <= now) {
+                // Only if unchanged: a check may have just renewed it.
+                if let Ok(Ok(())) = self
+                    .tree
+                    .compare_and_swap(&key, Some(&value), None::<&[u8]>)
+                {
+                    removed += 1;
+                }
+            }
+        }
+        removed
+    }
+
+    /// Stored rate-limit entries (TATs and notices).
+    pub fn stored_entries(&self) -> usize {
+        self.tree.len()
     }
 }
 
@@ -77,9 +455,33 @@ impl StrangerLimiter {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }
+
+    pub fn len(&self) -> usize {
+        self.limiter.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.limiter.is_empty()
+    }
 }
 
 /// Rounds a wait up to whole minutes, at least one.
-pub fn minutes_to_wait(wait: std::time::Duration) -> u64 {
-    wait.as_secs().div_ceil(60).max(1)
+pub fn minutes_to_wait(wait: Duration) -> u64 {
+    u64::try_from(wait.as_nanos().div_ceil(60_000_000_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_round_up_to_whole_minutes() {
+        assert_eq!(minutes_to_wait(Duration::ZERO), 1);
+        assert_eq!(minutes_to_wait(Duration::from_secs(1)), 1);
+        assert_eq!(minutes_to_wait(Duration::from_secs(60)), 1);
+        assert_eq!(minutes_to_wait(Duration::from_millis(60_001)), 2);
+        assert_eq!(minutes_to_wait(Duration::from_secs(72)), 2);
+    }
 }

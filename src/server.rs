@@ -24,7 +24,7 @@ use crate::assistant::Assistant;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::directory::{Directory, LoadError};
-use crate::limits::StrangerLimiter;
+use crate::limits::Limits;
 use crate::session::{SessionStore, StoreError, sweeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
@@ -72,7 +72,7 @@ pub struct AppState {
     /// `None` in `--dev` mode: signatures are not checked.
     pub verifier: Option<SignatureVerifier>,
     assistant: Arc<RwLock<Arc<Assistant>>>,
-    pub strangers: Arc<StrangerLimiter>,
+    pub limits: Arc<Limits>,
     pub sessions: Arc<SessionStore>,
     pub db: sled::Db,
     pub clock: SharedClock,
@@ -113,12 +113,14 @@ impl App {
         let assistant = Assistant::new(directory, &config.directory.org_name);
         let db = storage::open(&config.storage)?;
         let sessions = SessionStore::open(&db, &config, options.clock.clone())?;
+        let limits =
+            Limits::open(&db, &config.limits, options.clock.clone()).map_err(StoreError::from)?;
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
                 verifier,
                 assistant: Arc::new(RwLock::new(Arc::new(assistant))),
-                strangers: Arc::new(StrangerLimiter::new(options.clock.clone())),
+                limits: Arc::new(limits),
                 sessions: Arc::new(sessions),
                 db,
                 clock: options.clock,
@@ -187,11 +189,14 @@ impl App {
         // still wait on the flusher.
         let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();
         let flusher = tokio::spawn(Arc::clone(&state.sessions).run_flusher(tasks_shutdown.clone()));
-        let strangers = Arc::clone(&state.strangers);
+        let limits = Arc::clone(&state.limits);
         let sweeper = tokio::spawn(sweeper::run(
             Arc::clone(&state.sessions),
             state.config.session.sweep_interval,
-            move || strangers.forget_idle(),
+            Arc::new(move || {
+                let forgotten = limits.forget_idle();
+                tracing::debug!(forgotten, "rate-limit state of idle phones dropped");
+            }),
             tasks_shutdown,
         ));
 

@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::assistant::{Answer, Understanding};
+use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
 use crate::session::{Entry, Session, StoreError};
@@ -26,6 +27,8 @@ pub enum Outcome {
     Duplicate,
     RefusedStranger,
     SilencedStranger,
+    LimitedMessages,
+    LimitedSearches,
 }
 
 impl Outcome {
@@ -35,6 +38,8 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::RefusedStranger => "refused-stranger",
             Outcome::SilencedStranger => "silenced-stranger",
+            Outcome::LimitedMessages => "limited-messages",
+            Outcome::LimitedSearches => "limited-searches",
         }
     }
 }
@@ -133,9 +138,27 @@ async fn handle_message(
         let (outcome, reply) = refuse_stranger(app, &inbound.from);
         return Ok(Handled::new(outcome, &inbound, reply.to_twiml()));
     };
+    if let Verdict::Refused { wait, notify } = app.limits.messages.check(&inbound.from) {
+        let reply = limit_reply(app.limits.messages.per_hour(), "messages", wait, notify);
+        return Ok(Handled::new(
+            Outcome::LimitedMessages,
+            &inbound,
+            reply.to_twiml(),
+        ));
+    }
     let mut session = app.sessions.session_for(member).await?;
     let understanding = assistant.understand(&inbound.body);
     tracing::debug!(intent = understanding.intent.as_str(), body = %inbound.body, "understood");
+    if understanding.runs_search()
+        && let Verdict::Refused { wait, notify } = app.limits.searches.check(&inbound.from)
+    {
+        let reply = limit_reply(app.limits.searches.per_hour(), "searches", wait, notify);
+        return Ok(Handled::new(
+            Outcome::LimitedSearches,
+            &inbound,
+            reply.to_twiml(),
+        ));
+    }
     let answer = assistant.answer(&understanding, member);
     let twiml = Reply::text(&answer.text).to_twiml();
     record_exchange(app, &mut session, &inbound, &understanding, &answer);
@@ -235,7 +258,7 @@ pub fn signed_url(public_url: Option<&str>, uri: &Uri, headers: &HeaderMap) -> S
 
 /// The polite refusal for a stranger, once an hour; silence otherwise.
 fn refuse_stranger(app: &AppState, phone: &PhoneNumber) -> (Outcome, Reply) {
-    if app.strangers.may_reply(phone) {
+    if app.limits.strangers.may_reply(phone) {
         let text = format!(
             "This number isn't registered with {}. If you are a member, please ask the organisers to add this WhatsApp number to the member directory.",
             app.config.directory.org_name
@@ -244,6 +267,18 @@ fn refuse_stranger(app: &AppState, phone: &PhoneNumber) -> (Outcome, Reply) {
     } else {
         (Outcome::SilencedStranger, Reply::silence())
     }
+}
+
+/// The kind refusal for a member over a limit; silence after the first.
+fn limit_reply(per_hour: u32, what: &str, wait: std::time::Duration, notify: bool) -> Reply {
+    if !notify {
+        return Reply::silence();
+    }
+    let minutes = limits::minutes_to_wait(wait);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    Reply::text(format!(
+        "You've reached the limit of {per_hour} {what} per hour. Please try again in {minutes} {unit}."
+    ))
 }
 
 /// The sender for a log line about a rejected request, masked, or `-`.

@@ -5,25 +5,75 @@
 use std::fmt::Write as _;
 
 const FIRST: &[&str] = &[
-    "Aarav", "Priya", "Rahul", "Ananya", "Vikram", "Meera", "Arjun", "Kavya", "Rohan", "Divya", "Karthik",
-    "Sneha", "Aditya", "Lakshmi", "Nikhil", "Pooja", "Siddharth", "Asha", "Varun", "Neha",
+    "Aarav",
+    "Priya",
+    "Rahul",
+    "Ananya",
+    "Vikram",
+    "Meera",
+    "Arjun",
+    "Kavya",
+    "Rohan",
+    "Divya",
+    "Karthik",
+    "Sneha",
+    "Aditya",
+    "Lakshmi",
+    "Nikhil",
+    "Pooja",
+    "Siddharth",
+    "Asha",
+    "Varun",
+    "Neha",
 ];
 const LAST: &[&str] = &[
-    "Sharma", "Iyer", "Nair", "Rao", "Reddy", "Menon", "Gupta", "Patel", "Kulkarni", "Das", "Shetty",
-    "Pillai", "Joshi", "Banerjee", "Verma", "Hegde", "Krishnan", "Mehta", "Bose", "Naidu",
+    "Sharma", "Iyer", "Nair", "Rao", "Reddy", "Menon", "Gupta", "Patel", "Kulkarni", "Das",
+    "Shetty", "Pillai", "Joshi", "Banerjee", "Verma", "Hegde", "Krishnan", "Mehta", "Bose",
+    "Naidu",
 ];
 const WORK: &[(&str, &[&str], &[&str])] = &[
-    ("Doctor", &["Cardiology", "Pediatrics", "Orthopedics", "Dermatology"], &["Echocardiography", "Surgery"]),
-    ("Lawyer", &["Corporate Law", "Criminal Law", "Family Law"], &["Litigation", "Contracts"]),
-    ("Chartered Accountant", &["Taxation", "Audit"], &["GST", "Ind AS"]),
-    ("Software Engineer", &["Backend", "Frontend", "Data Engineering"], &["Rust", "React", "Kubernetes"]),
-    ("Architect", &["Residential", "Landscape"], &["AutoCAD", "Revit"]),
-    ("Mechanical Engineer", &["Automotive", "HVAC"], &["CAD", "Thermodynamics"]),
-    ("Teacher", &["Mathematics", "Physics"], &["Curriculum Design"]),
+    (
+        "Doctor",
+        &["Cardiology", "Pediatrics", "Orthopedics", "Dermatology"],
+        &["Echocardiography", "Surgery"],
+    ),
+    (
+        "Lawyer",
+        &["Corporate Law", "Criminal Law", "Family Law"],
+        &["Litigation", "Contracts"],
+    ),
+    (
+        "Chartered Accountant",
+        &["Taxation", "Audit"],
+        &["GST", "Ind AS"],
+    ),
+    (
+        "Software Engineer",
+        &["Backend", "Frontend", "Data Engineering"],
+        &["Rust", "React", "Kubernetes"],
+    ),
+    (
+        "Architect",
+        &["Residential", "Landscape"],
+        &["AutoCAD", "Revit"],
+    ),
+    (
+        "Mechanical Engineer",
+        &["Automotive", "HVAC"],
+        &["CAD", "Thermodynamics"],
+    ),
+    (
+        "Teacher",
+        &["Mathematics", "Physics"],
+        &["Curriculum Design"],
+    ),
     ("Entrepreneur", &[""], &["Fundraising", "Sales"]),
 ];
 const PLACES: &[(&str, &[&str])] = &[
-    ("Bengaluru", &["Koramangala", "Indiranagar", "Whitefield", "Jayanagar"]),
+    (
+        "Bengaluru",
+        &["Koramangala", "Indiranagar", "Whitefield", "Jayanagar"],
+    ),
     ("Chennai", &["Adyar", "T. Nagar", "Velachery"]),
     ("Mumbai", &["Andheri", "Bandra", "Powai"]),
     ("Delhi", &["Saket", "Dwarka"]),
@@ -68,7 +118,7 @@ pub fn synthetic_csv(members: usize, seed: u64) -> String {
         let area = mix.pick(areas);
         let skill = mix.pick(skills);
         let year = 1980 + mix.next() % 41;
-        let share = mix.next() % 10 != 0;
+        let share = !mix.next().is_multiple_of(10);
         let _ = writeln!(
             csv,
             "G{i:07},{first} {last},{phone},{f}.{l}{i}@example.org,{profession},{specialty},{last} & Co,{city},{area},{skill},,{year},B.E,Mechanical,{share}",

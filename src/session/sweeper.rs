@@ -17,7 +17,7 @@ use crate::shutdown::Shutdown;
 pub async fn run(
     store: Arc<SessionStore>,
     interval: Duration,
-    housekeeping: impl Fn() + Send + 'static,
+    housekeeping: Arc<dyn Fn() + Send + Sync>,
     mut shutdown: Shutdown,
 ) {
     let mut ticks = tokio::time::interval(interval);
@@ -42,7 +42,11 @@ pub async fn run(
             }
             Err(e) => tracing::error!("sweep failed (will retry next interval): {e}"),
         }
-        housekeeping();
+        // Housekeeping scans other trees; keep it off the async workers.
+        let chores = Arc::clone(&housekeeping);
+        if let Err(e) = tokio::task::spawn_blocking(move || chores()).await {
+            tracing::error!("housekeeping failed: {e}");
+        }
     }
     tracing::debug!("sweeper stopped");
 }
