@@ -62,6 +62,10 @@ fn main() {
     }
     let sessions = arg("--sessions", 1_000_000);
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--limits-child") {
+        limits_child(std::path::Path::new(&args[i + 1]), arg("--limit-keys", 100_000));
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--reopen") {
         reopen(
             std::path::Path::new(&args[i + 1]),
@@ -72,6 +76,7 @@ fn main() {
     }
     let touch = arg("--touch", 100_000).min(sessions);
     let sweep = arg("--sweep", 100_000).min(sessions);
+    let limit_keys = arg("--limit-keys", 100_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,6 +153,51 @@ fn main() {
             started.elapsed().as_secs_f64() * 1e6 / report.sessions.max(1) as f64
         );
     });
+    let limits_dir = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--limits-child", &limits_dir.path().display().to_string()])
+        .args(["--limit-keys", &limit_keys.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The child process: rate-limit state for `keys` distinct phones.
+fn limits_child(dir: &std::path::Path, keys: usize) {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 * 1024 * 1024)
+        .open()
+        .unwrap();
+    let limits = roster::limits::Limits::open(&db, &Default::default(), clock.clone()).unwrap();
+    let phones: Vec<_> = (0..keys)
+        .map(|i| roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default()).unwrap())
+        .collect();
+    let rss_before = rss_mb();
+    let started = Instant::now();
+    for phone in &phones {
+        limits.messages.check(phone);
+        limits.searches.check(phone);
+    }
+    let elapsed = started.elapsed();
+    db.flush().unwrap();
+    println!(
+        "limits: {keys} phones x 2 limiters in {:.0} ms ({:.1} µs a check); RSS +{:.0} MB; disk {:.0} MB; {} entries",
+        elapsed.as_secs_f64() * 1000.0,
+        elapsed.as_secs_f64() * 1e6 / (2 * keys) as f64,
+        rss_mb() - rss_before,
+        disk_mb(dir),
+        limits.stored_entries()
+    );
+    clock.advance(Duration::from_secs(3600));
+    let started = Instant::now();
+    let forgotten = limits.forget_idle();
+    println!(
+        "limits: after a full refill, {forgotten} entries dropped in {:.0} ms; {} left",
+        started.elapsed().as_secs_f64() * 1000.0,
+        limits.stored_entries()
+    );
 }
 
 /// The child process: open the store, touch `touch` sessions, report.
