@@ -29,6 +29,7 @@ pub struct Config {
     pub session: SessionConfig,
     pub limits: LimitsConfig,
     pub admin: AdminConfig,
+    pub metrics: MetricsConfig,
     pub log: LogConfig,
 }
 
@@ -88,6 +89,9 @@ pub struct DirectoryConfig {
     pub default_region: Region,
     /// The organisation's name, used in replies.
     pub org_name: String,
+    /// Extra words the assistant understands (synonyms, abbreviations);
+    /// operators extend it without recompiling. Missing file: built-ins only.
+    pub synonyms_csv: PathBuf,
 }
 
 impl Default for DirectoryConfig {
@@ -96,6 +100,7 @@ impl Default for DirectoryConfig {
             members_csv: PathBuf::from("data/members.csv"),
             default_region: Region::default(),
             org_name: "our network".to_owned(),
+            synonyms_csv: PathBuf::from("data/synonyms.csv"),
         }
     }
 }
@@ -215,6 +220,13 @@ impl AdminConfig {
     pub fn token(&self) -> Option<&str> {
         Some(self.token.as_str()).filter(|t| !t.is_empty())
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Whether `GET /metrics` wants the admin token too.
+    pub require_token: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -106,11 +106,7 @@ impl App {
             (Some(token), false) => Some(SignatureVerifier::new(token)),
             (None, false) => return Err(StartError::NoAuthToken),
         };
-        let directory = Arc::new(Directory::load(
-            &config.directory.members_csv,
-            config.directory.default_region,
-        )?);
-        let assistant = Assistant::new(directory, &config.directory.org_name);
+        let assistant = load_assistant(&config)?;
         let db = storage::open(&config.storage)?;
         let sessions = SessionStore::open(&db, &config, options.clock.clone())?;
         let limits =
@@ -225,6 +221,16 @@ impl App {
         tracing::info!("state flushed; bye");
         served.map_err(Into::into)
     }
+}
+
+/// Loads the directory (and what the assistant draws from it) named by
+/// `config`: at start-up and on every directory reload.
+pub fn load_assistant(config: &Config) -> Result<Assistant, LoadError> {
+    let directory = Arc::new(Directory::load(
+        &config.directory.members_csv,
+        config.directory.default_region,
+    )?);
+    Ok(Assistant::new(directory, &config.directory.org_name))
 }
 
 /// `roster serve`: builds the app, binds, and serves until SIGINT/SIGTERM.
