@@ -22,8 +22,12 @@ fn check(c: &mut Criterion) {
     let mut group = c.benchmark_group("limits/check");
 
     let quota = governor::Quota::per_hour(NonZeroU32::new(1_000_000).unwrap());
-    let memory: governor::RateLimiter<PhoneNumber, _, _, governor::middleware::NoOpMiddleware<governor::nanos::Nanos>> =
-        governor::RateLimiter::dashmap_with_clock(quota, WallClock::new(Arc::new(SystemClock)));
+    let memory: governor::RateLimiter<
+        PhoneNumber,
+        _,
+        _,
+        governor::middleware::NoOpMiddleware<governor::nanos::Nanos>,
+    > = governor::RateLimiter::dashmap_with_clock(quota, WallClock::new(Arc::new(SystemClock)));
     let mut i = 0;
     group.bench_function("in-memory", |b| {
         b.iter(|| {
@@ -48,7 +52,9 @@ fn check(c: &mut Criterion) {
     let spent = &phones[0];
     let strict = Limits::open(&db, &LimitsConfig::default(), Arc::new(SystemClock)).unwrap();
     while strict.searches.check(spent) == roster::limits::Verdict::Allowed {}
-    group.bench_function("persistent/refused", |b| b.iter(|| strict.searches.check(spent)));
+    group.bench_function("persistent/refused", |b| {
+        b.iter(|| strict.searches.check(spent))
+    });
     group.bench_function("persistent/peek", |b| {
         b.iter(|| {
             i += 1;

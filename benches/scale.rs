@@ -63,7 +63,10 @@ fn main() {
     let sessions = arg("--sessions", 1_000_000);
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--limits-child") {
-        limits_child(std::path::Path::new(&args[i + 1]), arg("--limit-keys", 100_000));
+        limits_child(
+            std::path::Path::new(&args[i + 1]),
+            arg("--limit-keys", 100_000),
+        );
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--reopen") {
@@ -172,7 +175,10 @@ fn limits_child(dir: &std::path::Path, keys: usize) {
         .unwrap();
     let limits = roster::limits::Limits::open(&db, &Default::default(), clock.clone()).unwrap();
     let phones: Vec<_> = (0..keys)
-        .map(|i| roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default()).unwrap())
+        .map(|i| {
+            roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default())
+                .unwrap()
+        })
         .collect();
     let rss_before = rss_mb();
     let started = Instant::now();

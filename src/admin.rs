@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -30,6 +30,8 @@ pub fn routes(state: AppState, token: &str) -> Router<AppState> {
         )
         .route("/admin/limits/{phone}", get(show_limits))
         .route("/admin/stats", get(stats))
+        .route("/admin/directory/reload", post(reload_directory))
+        .route("/admin/export", get(export))
         .route_layer(middleware::from_fn_with_state(
             state,
             move |_: State<AppState>, request: Request, next: Next| {
@@ -40,22 +42,31 @@ pub fn routes(state: AppState, token: &str) -> Router<AppState> {
 }
 
 async fn require_token(token: &str, request: Request, next: Next) -> Response {
-    let presented = request
-        .headers()
+    if bearer_matches(request.headers(), token) {
+        next.run(request).await
+    } else {
+        unauthorized()
+    }
+}
+
+/// Whether the request carries `Authorization: Bearer <token>`; constant time.
+pub fn bearer_matches(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-        next.run(request).await
-    } else {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(json!({ "error": "a valid admin token is required (Authorization: Bearer <admin.token>)" })),
-        )
-            .into_response()
-    }
+    !token.is_empty() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
+}
+
+/// 401 with a message that says what is wanted.
+pub fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(json!({ "error": "a valid admin token is required (Authorization: Bearer <admin.token>)" })),
+    )
+        .into_response()
 }
 
 /// An admin request that could not be answered.
@@ -176,4 +187,82 @@ async fn stats(State(app): State<AppState>) -> Response {
         "strangersRemembered": app.limits.strangers.len(),
     }))
     .into_response()
+}
+
+/// Reloads the directory file; the old one stays when the new one fails.
+async fn reload_directory(State(app): State<AppState>) -> Response {
+    match app.reload_directory().await {
+        Ok(assistant) => {
+            let directory = assistant.directory();
+            Json(json!({
+                "members": directory.len(),
+                "rejectedRows": directory.rejected(),
+            }))
+            .into_response()
+        }
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": format!("{e}; the directory in use was kept"),
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// Streams every live session and rate-limit entry as JSON lines.
+async fn export(State(app): State<AppState>) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let now = app.clock.now_ms();
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter {
+            sender,
+            buffer: Vec::with_capacity(64 * 1024),
+        };
+        match crate::backup::export(&app.sessions, &app.limits, now, &mut out) {
+            Ok(counts) => tracing::info!(
+                sessions = counts.sessions,
+                limits = counts.limits,
+                "exported"
+            ),
+            Err(e) => tracing::error!("export failed: {e}"),
+        }
+    });
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    });
+    (
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// A `Write` that hands 64 KiB chunks to the response body.
+struct ChannelWriter {
+    sender: tokio::sync::mpsc::Sender<Vec<u8>>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        if self.buffer.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buffer, Vec::with_capacity(64 * 1024));
+        self.sender.blocking_send(chunk).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
 }

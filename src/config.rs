@@ -484,6 +484,12 @@ impl Config {
         ] {
             check(value >= 1, key, value, "a whole number of at least 1")?;
         }
+        check(
+            !self.metrics.require_token || self.admin.token().is_some(),
+            "metrics.require_token",
+            self.metrics.require_token,
+            "false unless admin.token is set (the token /metrics would require)",
+        )?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError::Invalid {
                 key: "log.level".to_owned(),

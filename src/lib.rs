@@ -37,10 +37,15 @@
 
 pub mod admin;
 pub mod assistant;
+pub mod backup;
+pub mod chat;
+pub mod client;
 pub mod clock;
+pub mod commands;
 pub mod config;
 pub mod directory;
 pub mod limits;
+pub mod metrics;
 pub mod phone;
 pub mod server;
 pub mod session;

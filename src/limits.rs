@@ -425,6 +425,25 @@ impl Limits {
     pub fn stored_entries(&self) -> usize {
         self.tree.len()
     }
+
+    /// Every stored entry still in force, as `(key, absolute time in ns)`:
+    /// what a backup needs to restore the limits exactly.
+    pub fn entries(&self) -> impl Iterator<Item = Result<(String, u64), sled::Error>> + '_ {
+        let now = self.clock.now_ms().saturating_mul(1_000_000);
+        self.tree.iter().filter_map(move |item| match item {
+            Ok((key, value)) => {
+                let at = decode_nanos(&value).filter(|&at| at > now)?;
+                Some(Ok((String::from_utf8_lossy(&key).into_owned(), at)))
+            }
+            Err(e) => Some(Err(e)),
+        })
+    }
+
+    /// Restores one entry from a backup, replacing what is stored.
+    pub fn restore(&self, key: &str, at: u64) -> Result<(), sled::Error> {
+        self.tree.insert(key.as_bytes(), &encode_nanos(at)[..])?;
+        Ok(())
+    }
 }
 
 /// A keyed in-memory limiter on the wall clock.

@@ -9,7 +9,9 @@
 //! the background tasks, and flushes storage.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,6 +27,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
+use crate::metrics::Metrics;
 use crate::session::{SessionStore, StoreError, sweeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
@@ -71,9 +74,11 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// `None` in `--dev` mode: signatures are not checked.
     pub verifier: Option<SignatureVerifier>,
-    assistant: Arc<RwLock<Arc<Assistant>>>,
+    /// Swapped whole on a directory reload; requests in flight keep theirs.
+    assistant: Arc<ArcSwap<Assistant>>,
     pub limits: Arc<Limits>,
     pub sessions: Arc<SessionStore>,
+    pub metrics: Arc<Metrics>,
     pub db: sled::Db,
     pub clock: SharedClock,
 }
@@ -81,9 +86,47 @@ pub struct AppState {
 impl AppState {
     /// The assistant with the directory currently loaded.
     pub fn assistant(&self) -> Arc<Assistant> {
-        match self.assistant.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        self.assistant.load_full()
+    }
+
+    /// Loads the directory file again off to the side and swaps it in; on
+    /// any error the directory in use stays and the error says why.
+    pub async fn reload_directory(&self) -> Result<Arc<Assistant>, LoadError> {
+        let config = Arc::clone(&self.config);
+        let loaded = tokio::task::spawn_blocking(move || load_assistant(&config))
+            .await
+            .unwrap_or_else(|e| {
+                Err(LoadError::Unreadable {
+                    path: self.config.directory.members_csv.display().to_string(),
+                    reason: format!("the loading task failed: {e}"),
+                })
+            });
+        self.metrics.directory_reload(loaded.is_ok());
+        match loaded {
+            Ok(assistant) => {
+                let assistant = Arc::new(assistant);
+                self.assistant.store(Arc::clone(&assistant));
+                let directory = assistant.directory();
+                self.metrics
+                    .directory_loaded(directory.len(), self.clock.now_ms() / 1000);
+                tracing::info!(
+                    members = directory.len(),
+                    rejected_rows = directory.rejected().len(),
+                    "directory reloaded"
+                );
+                for rejection in directory.rejected() {
+                    tracing::warn!(
+                        line = rejection.line,
+                        "directory row rejected: {}",
+                        rejection.reason
+                    );
+                }
+                Ok(assistant)
+            }
+            Err(e) => {
+                tracing::error!("directory reload failed, keeping the directory in use: {e}");
+                Err(e)
+            }
         }
     }
 }
@@ -111,13 +154,17 @@ impl App {
         let sessions = SessionStore::open(&db, &config, options.clock.clone())?;
         let limits =
             Limits::open(&db, &config.limits, options.clock.clone()).map_err(StoreError::from)?;
+        let sessions = Arc::new(sessions);
+        let metrics = Metrics::new(Arc::clone(&sessions));
+        metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
                 verifier,
-                assistant: Arc::new(RwLock::new(Arc::new(assistant))),
+                assistant: Arc::new(ArcSwap::from_pointee(assistant)),
                 limits: Arc::new(limits),
-                sessions: Arc::new(sessions),
+                sessions,
+                metrics: Arc::new(metrics),
                 db,
                 clock: options.clock,
             },
@@ -134,7 +181,8 @@ impl App {
         let mut router = Router::new()
             .route("/whatsapp/webhook", post(webhook::whatsapp_webhook))
             .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz));
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text));
         if let Some(token) = self.state.config.admin.token() {
             router = router.merge(admin::routes(self.state.clone(), token));
         }
@@ -244,12 +292,51 @@ pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
             reason: e.to_string(),
         })?;
     app.log_summary(listener.local_addr().unwrap_or(bind));
+    tokio::spawn(reload_on_sighup(app.state.clone()));
     let (trigger, shutdown) = ShutdownTrigger::new();
     tokio::spawn(async move {
         crate::shutdown::os_signal().await;
         trigger.fire();
     });
     app.run(listener, shutdown).await
+}
+
+/// SIGHUP reloads the directory, as daemons conventionally do.
+async fn reload_on_sighup(state: AppState) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with POST /admin/directory/reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP received: reloading the directory");
+            let _ = state.reload_directory().await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
+}
+
+/// `GET /metrics`, behind the admin token when `metrics.require_token`.
+async fn metrics_text(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    if app.config.metrics.require_token
+        && !admin::bearer_matches(&headers, app.config.admin.token().unwrap_or_default())
+    {
+        return admin::unauthorized();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -90,7 +90,13 @@ pub async fn whatsapp_webhook(
 ) -> Response {
     let started = Instant::now();
     let result = handle_message(&app, &uri, &headers, &body).await;
-    let latency_us = started.elapsed().as_micros();
+    let latency = started.elapsed();
+    let latency_us = latency.as_micros();
+    let outcome = match &result {
+        Ok(handled) => handled.outcome.as_str(),
+        Err(rejected) => rejected.as_str(),
+    };
+    app.metrics.observe_webhook(outcome, latency);
     match result {
         Ok(handled) => {
             tracing::info!(

@@ -484,6 +484,18 @@ impl SessionStore {
         Ok(Some(reply.twiml).filter(|_| reply.expires_at_ms > self.clock.now_ms()))
     }
 
+    /// Every live session in phone order, read straight from disk (export).
+    pub fn live_sessions(&self) -> impl Iterator<Item = Result<Session, StoreError>> + '_ {
+        let now = self.clock.now_ms();
+        self.tree
+            .scan_prefix([SESSION])
+            .values()
+            .map(|bytes| -> Result<Session, StoreError> {
+                Ok(codec::decode("session", codec::SESSION_V1, &bytes?)?)
+            })
+            .filter(move |session| session.as_ref().map_or(true, |s| !s.is_expired(now)))
+    }
+
     /// Live sessions' phones after `cursor` in phone order, at most `limit`.
     pub fn list(
         &self,
@@ -619,6 +631,11 @@ impl SessionStore {
         Ok(())
     }
 
+    /// The durable flushes' latency, for `/metrics`.
+    pub fn flush_latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.commits.latency.clone()
+    }
+
     /// Runs the group committer until `shutdown`, then flushes once more.
     pub async fn run_flusher(self: Arc<Self>, shutdown: Shutdown) {
         self.commits.run(shutdown).await;
@@ -643,6 +660,7 @@ struct GroupCommit {
     durable: watch::Sender<u64>,
     wake: Notify,
     flushes: AtomicU64,
+    latency: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl GroupCommit {
@@ -653,6 +671,10 @@ impl GroupCommit {
             durable: watch::Sender::new(0),
             wake: Notify::new(),
             flushes: AtomicU64::new(0),
+            // 100 µs to ~3 s.
+            latency: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_1, 2.0, 15),
+            ),
         }
     }
 
@@ -690,8 +712,10 @@ impl GroupCommit {
                 return;
             }
             let db = self.db.clone();
+            let started = std::time::Instant::now();
             match tokio::task::spawn_blocking(move || db.flush()).await {
                 Ok(Ok(_)) => {
+                    self.latency.observe(started.elapsed().as_secs_f64());
                     self.flushes.fetch_add(1, Ordering::Relaxed);
                     self.durable.send_replace(target);
                     return;

@@ -54,6 +54,41 @@ impl Reply {
     }
 }
 
+/// The texts of the `<Message>`s in a TwiML document, unescaped; what a
+/// phone would show as separate bubbles. Malformed XML yields what was read.
+pub fn parse_messages(twiml: &str) -> Vec<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(twiml);
+    let mut messages: Vec<String> = Vec::new();
+    let mut inside = false;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.name().as_ref() == b"Message" => {
+                inside = true;
+                messages.push(String::new());
+            }
+            Ok(Event::End(e)) if e.name().as_ref() == b"Message" => inside = false,
+            Ok(Event::Text(text)) if inside => {
+                if let (Ok(raw), Some(current)) = (text.decode(), messages.last_mut())
+                    && let Ok(unescaped) = quick_xml::escape::unescape(&raw)
+                {
+                    current.push_str(&unescaped);
+                }
+            }
+            Ok(Event::GeneralRef(reference)) if inside => {
+                if let (Ok(name), Some(current)) = (reference.decode(), messages.last_mut())
+                    && let Ok(unescaped) = quick_xml::escape::unescape(&format!("&{name};"))
+                {
+                    current.push_str(&unescaped);
+                }
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    messages
+}
+
 /// Drops characters XML 1.0 cannot carry and trims surrounding blank space.
 fn clean(text: &str) -> String {
     text.chars()
@@ -164,6 +199,13 @@ mod tests {
                 .iter()
                 .all(|m| units(m) <= MAX_MESSAGE_UNITS)
         );
+    }
+
+    #[test]
+    fn parses_back_what_it_renders() {
+        let text = "*Asha* <&> \"quoted\" 'single' 😀\nline two";
+        assert_eq!(parse_messages(&Reply::text(text).to_twiml()), [text]);
+        assert!(parse_messages(&Reply::silence().to_twiml()).is_empty());
     }
 
     #[test]

@@ -1,0 +1,437 @@
+//! The operator commands: `sessions`, `limits`, `stats`, `export`, `import`
+//! and `check-directory`.
+//!
+//! While `roster serve` runs it holds the sled lock, so these go through its
+//! admin API. When no server answers, the read-only ones open the data dir
+//! directly; when the data dir is locked and no server answers, they say
+//! exactly that. Output is for people by default, JSON with `--json`.
+
+use std::io::{BufReader, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use crate::backup;
+use crate::client::{AdminClient, ClientError};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::limits::Limits;
+use crate::phone::PhoneNumber;
+use crate::session::SessionStore;
+use crate::storage::{self, StorageError};
+
+/// Where a command reads from and how it prints.
+pub struct Target {
+    pub config: Config,
+    pub server: String,
+    pub json: bool,
+}
+
+/// The state a command works on: a server's admin API, or the data dir.
+enum Source {
+    Server(AdminClient),
+    Local(Box<LocalState>),
+}
+
+struct LocalState {
+    sessions: SessionStore,
+    limits: Limits,
+    clock: SharedClock,
+}
+
+impl LocalState {
+    fn open(config: &Config) -> Result<LocalState, StorageError> {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let db = storage::open(&config.storage)?;
+        let other = |e: String| StorageError::Other {
+            path: config.storage.data_dir.clone(),
+            reason: e,
+        };
+        let sessions =
+            SessionStore::open(&db, config, clock.clone()).map_err(|e| other(e.to_string()))?;
+        let limits =
+            Limits::open(&db, &config.limits, clock.clone()).map_err(|e| other(e.to_string()))?;
+        Ok(LocalState {
+            sessions,
+            limits,
+            clock,
+        })
+    }
+}
+
+impl Target {
+    fn admin(&self) -> AdminClient {
+        AdminClient::new(&self.server, self.config.admin.token())
+    }
+
+    /// The server if one answers, else the data dir if it is free.
+    async fn connect(&self) -> anyhow::Result<Source> {
+        let admin = self.admin();
+        if admin.is_running().await {
+            return Ok(Source::Server(admin));
+        }
+        match LocalState::open(&self.config) {
+            Ok(local) => Ok(Source::Local(Box::new(local))),
+            Err(StorageError::Locked(path)) => bail!(
+                "the data dir {} is locked by a running roster, but no server answers at {}: \
+                 point --server at that roster (its server.bind)",
+                path.display(),
+                self.server
+            ),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            print!("{}", human(value));
+        }
+    }
+
+    fn parse_phone(&self, text: &str) -> anyhow::Result<PhoneNumber> {
+        Ok(PhoneNumber::parse(
+            text,
+            self.config.directory.default_region,
+        )?)
+    }
+}
+
+/// `roster sessions list`.
+pub async fn sessions_list(target: &Target, limit: usize) -> anyhow::Result<ExitCode> {
+    let value = match target.connect().await? {
+        Source::Server(admin) => admin.get(&format!("/admin/sessions?limit={limit}")).await?,
+        Source::Local(local) => {
+            let sessions = local.sessions.list(None, limit)?;
+            json!({
+                "sessions": sessions.iter().map(|s| json!({
+                    "phoneNumber": s.phone.e164(),
+                    "memberName": s.member_name,
+                    "lastActivity": s.last_activity_ms,
+                    "messageCount": s.message_count,
+                })).collect::<Vec<_>>(),
+                "nextCursor": Value::Null,
+            })
+        }
+    };
+    target.print(&value, |v| {
+        let rows = v["sessions"].as_array().cloned().unwrap_or_default();
+        if rows.is_empty() {
+            return "no live sessions\n".to_owned();
+        }
+        let mut out = format!(
+            "{:<16} {:<28} {:<22} {:>8}\n",
+            "PHONE", "MEMBER", "LAST ACTIVITY", "MESSAGES"
+        );
+        for row in rows {
+            out.push_str(&format!(
+                "{:<16} {:<28} {:<22} {:>8}\n",
+                row["phoneNumber"].as_str().unwrap_or("-"),
+                row["memberName"].as_str().unwrap_or("-"),
+                time(row["lastActivity"].as_u64()),
+                row["messageCount"].as_u64().unwrap_or(0)
+            ));
+        }
+        if let Some(cursor) = v["nextCursor"].as_str() {
+            out.push_str(&format!("(more after {cursor})\n"));
+        }
+        out
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roster sessions show PHONE`.
+pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitCode> {
+    let phone = target.parse_phone(phone)?;
+    let value = match target.connect().await? {
+        Source::Server(admin) => match admin
+            .get(&format!("/admin/sessions/{}", phone.e164()))
+            .await
+        {
+            Err(ClientError::Status { status: 404, .. }) => None,
+            other => Some(other?),
+        },
+        Source::Local(local) => match local.sessions.get(&phone).await? {
+            Some(session) => {
+                let mut view = serde_json::to_value(session.view(local.clock.now_ms()))?;
+                view["stats"]["limits"] = json!(local.limits.view(&phone));
+                Some(view)
+            }
+            None => None,
+        },
+    };
+    let Some(value) = value else {
+        eprintln!("no live session for {}", phone.e164());
+        return Ok(ExitCode::from(1));
+    };
+    target.print(&value, describe_session);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe_session(v: &Value) -> String {
+    let stats = &v["stats"];
+    let mut out = format!(
+        "{} ({}, {}) {}\n",
+        v["memberName"].as_str().unwrap_or("-"),
+        v["userId"].as_str().unwrap_or("-"),
+        v["role"].as_str().unwrap_or("-"),
+        v["phoneNumber"].as_str().unwrap_or("-"),
+    );
+    out.push_str(&format!(
+        "created {}, last activity {}, expires in {}\n",
+        time(v["createdAt"].as_u64()),
+        time(v["lastActivity"].as_u64()),
+        humantime::format_duration(Duration::from_secs(
+            stats["ttlRemainingSecs"].as_u64().unwrap_or(0)
+        ))
+    ));
+    out.push_str(&format!(
+        "messages {}, searches {}\n",
+        v["messageCount"].as_u64().unwrap_or(0),
+        v["searchCount"].as_u64().unwrap_or(0)
+    ));
+    if stats["limits"].is_object() {
+        out.push_str(&describe_limits(&stats["limits"]));
+    }
+    let history = v["conversationHistory"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    out.push_str(&format!("history ({}):\n", history.len()));
+    for (n, entry) in history.iter().enumerate() {
+        out.push_str(&format!(
+            "  {:>2}. {}  {:<8} {:?} → {} results\n",
+            n + 1,
+            time(entry["timestamp"].as_u64()),
+            entry["intent"].as_str().unwrap_or("-"),
+            entry["query"].as_str().unwrap_or(""),
+            entry["resultCount"].as_u64().unwrap_or(0)
+        ));
+    }
+    out
+}
+
+fn describe_limits(limits: &Value) -> String {
+    ["messages", "searches"]
+        .iter()
+        .map(|kind| {
+            let l = &limits[kind];
+            let mut line = format!(
+                "{kind}: {} of {} left",
+                l["remaining"].as_u64().unwrap_or(0),
+                l["limit"].as_u64().unwrap_or(0)
+            );
+            match (l["nextInSecs"].as_u64(), l["fullInSecs"].as_u64()) {
+                (Some(next), _) if next > 0 => line.push_str(&format!(", next in {next} s")),
+                (_, Some(full)) if full > 0 => line.push_str(&format!(", full in {full} s")),
+                _ => {}
+            }
+            line + "\n"
+        })
+        .collect()
+}
+
+/// `roster sessions delete PHONE` (through the server, or on a stopped data dir).
+pub async fn sessions_delete(target: &Target, phone: &str) -> anyhow::Result<ExitCode> {
+    let phone = target.parse_phone(phone)?;
+    let deleted = match target.connect().await? {
+        Source::Server(admin) => match admin
+            .delete(&format!("/admin/sessions/{}", phone.e164()))
+            .await
+        {
+            Ok(()) => true,
+            Err(ClientError::Status { status: 404, .. }) => false,
+            Err(e) => return Err(e.into()),
+        },
+        Source::Local(local) => {
+            let deleted = local.sessions.delete(&phone).await?;
+            local.sessions.flush().await?;
+            deleted
+        }
+    };
+    if deleted {
+        println!("deleted the session of {}", phone.e164());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("no live session for {}", phone.e164());
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// `roster limits show PHONE`.
+pub async fn limits_show(target: &Target, phone: &str) -> anyhow::Result<ExitCode> {
+    let phone = target.parse_phone(phone)?;
+    let value = match target.connect().await? {
+        Source::Server(admin) => {
+            admin
+                .get(&format!("/admin/limits/{}", phone.e164()))
+                .await?
+        }
+        Source::Local(local) => {
+            json!({ "phoneNumber": phone.e164(), "limits": local.limits.view(&phone) })
+        }
+    };
+    target.print(&value, |v| {
+        format!(
+            "{}\n{}",
+            v["phoneNumber"].as_str().unwrap_or("-"),
+            describe_limits(&v["limits"])
+        )
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roster stats`.
+pub async fn stats(target: &Target) -> anyhow::Result<ExitCode> {
+    let value = match target.connect().await? {
+        Source::Server(admin) => admin.get("/admin/stats").await?,
+        Source::Local(local) => json!({
+            "sessions": local.sessions.stats(),
+            "rateLimitEntries": local.limits.stored_entries(),
+        }),
+    };
+    target.print(&value, |v| {
+        let s = &v["sessions"];
+        let mut out = String::new();
+        if let Some(members) = v["members"].as_u64() {
+            out.push_str(&format!("members:              {members}\n"));
+        }
+        out.push_str(&format!(
+            "sessions stored:      {}\ncache entries:        {}\ncache hit rate:       {:.1}%\nsweeps:               {}\nswept sessions:       {}\nswept replies:        {}\ndurable flushes:      {}\nrate-limit entries:   {}\n",
+            s["storedSessions"].as_u64().unwrap_or(0),
+            s["cacheEntries"].as_u64().unwrap_or(0),
+            s["cacheHitRate"].as_f64().unwrap_or(0.0) * 100.0,
+            s["sweeps"].as_u64().unwrap_or(0),
+            s["sweptSessions"].as_u64().unwrap_or(0),
+            s["sweptMessages"].as_u64().unwrap_or(0),
+            s["flushes"].as_u64().unwrap_or(0),
+            v["rateLimitEntries"].as_u64().unwrap_or(0),
+        ));
+        out
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roster export [--out FILE]`: JSON lines to the file or stdout.
+pub async fn export(target: &Target, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let mut sink: Box<dyn Write + Send> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    match target.connect().await? {
+        Source::Server(admin) => {
+            let mut response = admin.get_stream("/admin/export").await?;
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .context("the export stream broke off")?
+            {
+                sink.write_all(&chunk)?;
+            }
+            sink.flush()?;
+        }
+        Source::Local(local) => {
+            let counts = backup::export(
+                &local.sessions,
+                &local.limits,
+                local.clock.now_ms(),
+                &mut sink,
+            )?;
+            eprintln!(
+                "exported {} sessions and {} rate-limit entries",
+                counts.sessions, counts.limits
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roster import FILE`: into a stopped data dir only.
+pub async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let records = backup::read(BufReader::new(input))
+        .with_context(|| format!("{} is not a valid export", file.display()))?;
+    let local = match LocalState::open(config) {
+        Ok(local) => local,
+        Err(StorageError::Locked(path)) => bail!(
+            "the data dir {} is in use by a running roster: stop it first (import restores into a stopped data dir)",
+            path.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    let counts = backup::restore(records, &local.sessions, &local.limits).await?;
+    local.sessions.flush().await?;
+    println!(
+        "imported {} sessions and {} rate-limit entries into {}",
+        counts.sessions,
+        counts.limits,
+        config.storage.data_dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `roster check-directory FILE`: every rejected row, counts; 1 if any.
+pub fn check_directory(config: &Config, file: &Path) -> ExitCode {
+    match Directory::load(file, config.directory.default_region) {
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+        Ok(directory) => {
+            for rejection in directory.rejected() {
+                println!(
+                    "{}:{}: {}",
+                    file.display(),
+                    rejection.line,
+                    rejection.reason
+                );
+            }
+            let inactive = directory.members().iter().filter(|m| !m.active).count();
+            let private = directory
+                .members()
+                .iter()
+                .filter(|m| !m.share_contact)
+                .count();
+            println!(
+                "{}: {} members loaded ({} inactive, {} not sharing contact details), {} rows rejected",
+                file.display(),
+                directory.len(),
+                inactive,
+                private,
+                directory.rejected().len()
+            );
+            if directory.rejected().is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// `2026-11-25 07:40:12 UTC` for epoch milliseconds.
+fn time(ms: Option<u64>) -> String {
+    ms.map_or_else(
+        || "-".to_owned(),
+        |ms| {
+            let at = UNIX_EPOCH + Duration::from_millis(ms);
+            humantime::format_rfc3339_seconds(at)
+                .to_string()
+                .replace('T', " ")
+                .replace('Z', " UTC")
+        },
+    )
+}

@@ -1,0 +1,205 @@
+//! `GET /metrics`: what an operator graphs and alerts on, in Prometheus text
+//! format through `prometheus-client`.
+//!
+//! Counters and histograms that the request path updates live here; the
+//! session store's own counters (live sessions, cache hit ratio, sweeper
+//! removals, durable flushes) are read at scrape time by a collector, so the
+//! hot path pays nothing for them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::session::SessionStore;
+
+/// Webhook outcomes that always appear, at zero until they happen.
+pub const OUTCOMES: [&str; 9] = [
+    "answered",
+    "duplicate",
+    "refused-stranger",
+    "silenced-stranger",
+    "limited-messages",
+    "limited-searches",
+    "bad-signature",
+    "bad-request",
+    "storage-error",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+/// The registry and the metrics the request path updates.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<OutcomeLabel, Counter>,
+    latency: Histogram,
+    directory_members: Gauge,
+    directory_loaded_at: Gauge,
+    directory_reloads: Family<ResultLabel, Counter>,
+}
+
+impl Metrics {
+    pub fn new(sessions: Arc<SessionStore>) -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<OutcomeLabel, Counter>::default();
+        for outcome in OUTCOMES {
+            drop(requests.get_or_create(&OutcomeLabel { outcome }));
+        }
+        registry.register(
+            "roster_webhook_requests",
+            "Webhook requests by outcome",
+            requests.clone(),
+        );
+        // 50 µs to ~1.6 s.
+        let latency = Histogram::new(exponential_buckets(0.000_05, 2.0, 16));
+        registry.register(
+            "roster_webhook_latency_seconds",
+            "End-to-end webhook latency",
+            latency.clone(),
+        );
+        registry.register(
+            "roster_durable_flush_seconds",
+            "Latency of the group commit's disk flushes (strict durability)",
+            sessions.flush_latency(),
+        );
+        let directory_members = Gauge::default();
+        registry.register(
+            "roster_directory_members",
+            "Members in the loaded directory",
+            directory_members.clone(),
+        );
+        let directory_loaded_at = Gauge::default();
+        registry.register(
+            "roster_directory_loaded_timestamp_seconds",
+            "When the directory in use was loaded (Unix time)",
+            directory_loaded_at.clone(),
+        );
+        let directory_reloads = Family::<ResultLabel, Counter>::default();
+        for result in ["ok", "failed"] {
+            drop(directory_reloads.get_or_create(&ResultLabel { result }));
+        }
+        registry.register(
+            "roster_directory_reloads",
+            "Directory reloads by result",
+            directory_reloads.clone(),
+        );
+        registry.register_collector(Box::new(StoreCollector { sessions }));
+        Metrics {
+            registry,
+            requests,
+            latency,
+            directory_members,
+            directory_loaded_at,
+            directory_reloads,
+        }
+    }
+
+    /// Counts one webhook request and its latency.
+    pub fn observe_webhook(&self, outcome: &'static str, latency: Duration) {
+        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.latency.observe(latency.as_secs_f64());
+    }
+
+    /// Records a directory now in use.
+    pub fn directory_loaded(&self, members: usize, at_unix_secs: u64) {
+        self.directory_members
+            .set(i64::try_from(members).unwrap_or(i64::MAX));
+        self.directory_loaded_at
+            .set(i64::try_from(at_unix_secs).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a reload attempt.
+    pub fn directory_reload(&self, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        self.directory_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!("metrics encoding failed: {e}");
+        }
+        text
+    }
+}
+
+/// Reads the session store's counters at scrape time.
+#[derive(Debug)]
+struct StoreCollector {
+    sessions: Arc<SessionStore>,
+}
+
+impl Collector for StoreCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stats = self.sessions.stats();
+        let gauges: [(&str, &str, i64); 2] = [
+            (
+                "roster_sessions_live",
+                "Sessions stored (expired ones are removed by the sweeper)",
+                i64::try_from(stats.stored_sessions).unwrap_or(i64::MAX),
+            ),
+            (
+                "roster_session_cache_entries",
+                "Sessions in the in-memory cache",
+                i64::try_from(stats.cache_entries).unwrap_or(i64::MAX),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let ratio = ConstGauge::new(stats.cache_hit_rate);
+        ratio.encode(encoder.encode_descriptor(
+            "roster_session_cache_hit_ratio",
+            "Session cache hits / reads",
+            None,
+            ratio.metric_type(),
+        )?)?;
+        let counters: [(&str, &str, u64); 4] = [
+            (
+                "roster_sweeper_removed_sessions",
+                "Expired sessions removed by the sweeper",
+                stats.swept_sessions,
+            ),
+            (
+                "roster_sweeper_removed_messages",
+                "Remembered replies removed by the sweeper",
+                stats.swept_messages,
+            ),
+            ("roster_sweeps", "Sweeper runs", stats.sweeps),
+            (
+                "roster_durable_flushes",
+                "Group-commit disk flushes",
+                stats.flushes,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
