@@ -16,9 +16,10 @@
 //! [`SledState`] store keeps the **absolute** TAT (`start + relative`) in the
 //! `limits` sled tree. A limiter built after a restart has a new `start`, but
 //! the absolute TAT means the same thing to it, so a member who spent the
-//! quota is still limited after a restart or a crash. Updates are a
-//! `compare_and_swap` loop (governor's closure may run again), so check and
-//! consume are one atomic step under any concurrency.
+//! quota is still limited after a restart or a crash. Each check runs under
+//! a lock of the phone's shard of an in-memory copy of the TATs (read from
+//! sled once, then written through), so check and consume are one atomic
+//! step under any concurrency and a check costs one sled write, no read.
 //!
 //! The clock never runs backwards within a process, and a wall clock set
 //! back across a restart only makes a stored TAT lie further in the future:
@@ -31,6 +32,7 @@
 //! costs nothing). The end of the stretch is stored beside the TAT.
 //! Strangers get one polite refusal an hour from an in-memory limiter.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -94,11 +96,53 @@ pub struct SledState {
     name: &'static str,
     /// The limiter's `start`: its clock's first reading.
     start: Arc<OnceLock<u64>>,
+    /// Absolute TATs already read or written, so a check need not read sled;
+    /// 0 stands for "no state". Written through to sled under the same lock.
+    memory: Arc<[std::sync::Mutex<HashMap<PhoneNumber, u64>>]>,
 }
+
+/// Shards of the in-memory TATs; phones spread over them by hash.
+const MEMORY_SHARDS: usize = 32;
 
 impl SledState {
     fn key(&self, phone: &PhoneNumber) -> Vec<u8> {
         state_key(self.name, phone)
+    }
+
+    fn shard(&self, phone: &PhoneNumber) -> std::sync::MutexGuard<'_, HashMap<PhoneNumber, u64>> {
+        use std::hash::BuildHasher;
+        let index = (FIXED_HASHER.hash_one(phone) as usize) % self.memory.len();
+        self.memory[index].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stored absolute TAT of `phone` (0 when none), from memory or sled.
+    fn stored(
+        &self,
+        memory: &HashMap<PhoneNumber, u64>,
+        phone: &PhoneNumber,
+    ) -> Result<u64, sled::Error> {
+        if let Some(&absolute) = memory.get(phone) {
+            return Ok(absolute);
+        }
+        Ok(self
+            .tree
+            .get(self.key(phone))?
+            .as_deref()
+            .and_then(decode_nanos)
+            .unwrap_or(0))
+    }
+
+    /// Drops remembered TATs at or before `now` (their buckets are full).
+    fn forget_before(&self, now: u64) {
+        for shard in self.memory.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|p| p.into_inner());
+            shard.retain(|_, &mut absolute| absolute > now);
+            shard.shrink_to_fit();
+        }
+    }
+
+    fn remember(&self, phone: &PhoneNumber, absolute: u64) {
+        self.shard(phone).insert(*phone, absolute);
     }
 
     fn start(&self) -> u64 {
@@ -133,51 +177,54 @@ fn decode_nanos(bytes: &[u8]) -> Option<u64> {
 impl StateStore for SledState {
     type Key = PhoneNumber;
 
-    fn measure_and_replace<T, F, E>(&self, key: &PhoneNumber, f: F) -> Result<T, E>
+    /// Check and consume under the phone's shard lock: atomic for every
+    /// thread, and sled is written in the same order as memory.
+    fn measure_and_replace<T, F, E>(&self, phone: &PhoneNumber, f: F) -> Result<T, E>
     where
         F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
     {
         let start = self.start();
-        let key = self.key(key);
-        loop {
-            let current = match self.tree.get(&key) {
-                Ok(current) => current,
-                Err(e) => {
-                    // Fail open for members: storage trouble must not lock
-                    // the whole organisation out. Logged, not persisted.
-                    tracing::error!(
-                        limiter = self.name,
-                        "rate-limit state unreadable, allowing: {e}"
-                    );
-                    return f(None).map(|(result, _)| result);
-                }
-            };
-            let relative = current
-                .as_deref()
-                .and_then(decode_nanos)
-                .and_then(|absolute| absolute.checked_sub(start))
-                .filter(|&relative| relative > 0)
-                .map(Nanos::from);
-            let (result, next) = f(relative)?;
-            let absolute = start.saturating_add(next.as_u64());
-            match self.tree.compare_and_swap(
-                &key,
-                current.as_deref(),
-                Some(&encode_nanos(absolute)[..]),
-            ) {
-                Ok(Ok(())) => return Ok(result),
-                Ok(Err(_changed_meanwhile)) => continue,
-                Err(e) => {
-                    tracing::error!(
-                        limiter = self.name,
-                        "rate-limit state not saved, allowing: {e}"
-                    );
-                    return Ok(result);
-                }
+        let mut memory = self.shard(phone);
+        let absolute = match self.stored(&memory, phone) {
+            Ok(absolute) => absolute,
+            Err(e) => {
+                // Fail open for members: storage trouble must not lock the
+                // whole organisation out. Logged, not persisted.
+                tracing::error!(
+                    limiter = self.name,
+                    "rate-limit state unreadable, allowing: {e}"
+                );
+                return f(None).map(|(result, _)| result);
             }
+        };
+        let relative = absolute
+            .checked_sub(start)
+            .filter(|&relative| relative > 0)
+            .map(Nanos::from);
+        let (result, next) = match f(relative) {
+            Ok(outcome) => outcome,
+            Err(refused) => {
+                memory.insert(*phone, absolute);
+                return Err(refused);
+            }
+        };
+        let absolute = start.saturating_add(next.as_u64());
+        if let Err(e) = self
+            .tree
+            .insert(self.key(phone), &encode_nanos(absolute)[..])
+        {
+            tracing::error!(limiter = self.name, "rate-limit state not saved: {e}");
         }
+        memory.insert(*phone, absolute);
+        Ok(result)
     }
 }
+
+/// One hasher for the shards of every limiter (no need for per-process keys:
+/// phone numbers are not attacker-chosen keys of a public hash table here;
+/// the shard only spreads lock contention).
+static FIXED_HASHER: std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher> =
+    std::hash::BuildHasherDefault::new();
 
 type PersistentRateLimiter = RateLimiter<PhoneNumber, SledState, WallClock, NoOpMiddleware<Nanos>>;
 
@@ -239,6 +286,9 @@ impl PersistentLimiter {
             tree,
             name,
             start: Arc::clone(&clock.first),
+            memory: (0..MEMORY_SHARDS)
+                .map(|_| std::sync::Mutex::new(HashMap::new()))
+                .collect(),
         };
         let limiter = RateLimiter::new(quota, state.clone(), clock.clone());
         PersistentLimiter {
@@ -307,15 +357,13 @@ impl PersistentLimiter {
             .max(1);
         let burst = self.quota.burst_size().get();
         let tau = t.saturating_mul(u64::from(burst) - 1);
-        let tat = self
-            .state
-            .tree
-            .get(self.state.key(phone))
-            .ok()
-            .flatten()
-            .as_deref()
-            .and_then(decode_nanos)
-            .filter(|&tat| tat > now);
+        let tat = {
+            let memory = self.state.shard(phone);
+            self.state
+                .stored(&memory, phone)
+                .ok()
+                .filter(|&tat| tat > now)
+        };
         let secs = |nanos: u64| nanos.div_ceil(1_000_000_000);
         match tat {
             None => Remaining {
@@ -405,6 +453,8 @@ impl Limits {
     pub fn forget_idle(&self) -> u64 {
         self.strangers.forget_idle();
         let now = self.clock.now_ms().saturating_mul(1_000_000);
+        self.messages.state.forget_before(now);
+        self.searches.state.forget_before(now);
         let mut removed = 0;
         for item in self.tree.iter() {
             let Ok((key, value)) = item else { break };
@@ -442,6 +492,15 @@ impl Limits {
     /// Restores one entry from a backup, replacing what is stored.
     pub fn restore(&self, key: &str, at: u64) -> Result<(), sled::Error> {
         self.tree.insert(key.as_bytes(), &encode_nanos(at)[..])?;
+        for limiter in [&self.messages, &self.searches] {
+            let phone = key
+                .strip_prefix(limiter.name)
+                .and_then(|rest| rest.strip_prefix(':'))
+                .and_then(PhoneNumber::from_stored);
+            if let Some(phone) = phone {
+                limiter.state.remember(&phone, at);
+            }
+        }
         Ok(())
     }
 }

@@ -153,6 +153,10 @@ impl PhoneNumber {
         if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
+        let value: u64 = digits.parse().ok()?;
+        if let Some(number) = KNOWN_VALID.get(value) {
+            return Some(number);
+        }
         let parsed = phonenumber::parse(None, text).ok()?;
         if !phonenumber::is_valid(&parsed) {
             return None;
@@ -163,7 +167,9 @@ impl PhoneNumber {
         if format!("{country_code}{national}") != digits {
             return None;
         }
-        Self::from_digits(digits, digit_count(u64::from(country_code)))
+        let number = Self::from_digits(digits, digit_count(u64::from(country_code)))?;
+        KNOWN_VALID.remember(number);
+        Some(number)
     }
 
     fn from_digits(digits: &str, country_code_len: u8) -> Option<Self> {
@@ -209,6 +215,45 @@ impl PhoneNumber {
         }
         let country_code_len = country_code_len_of(digits)?;
         Self::from_digits(digits, country_code_len)
+    }
+}
+
+/// Numbers already found valid in E.164 form. Validation runs
+/// libphonenumber's regular expressions, the costliest step of a webhook,
+/// and Twilio sends the same few thousand senders again and again; the
+/// answer for a number never changes, so it is remembered (bounded).
+static KNOWN_VALID: ValidCache = ValidCache::new();
+
+struct ValidCache {
+    numbers: std::sync::RwLock<Option<std::collections::HashMap<u64, u8>>>,
+}
+
+impl ValidCache {
+    const LIMIT: usize = 200_000;
+
+    const fn new() -> ValidCache {
+        ValidCache {
+            numbers: std::sync::RwLock::new(None),
+        }
+    }
+
+    fn get(&self, digits: u64) -> Option<PhoneNumber> {
+        let numbers = self.numbers.read().unwrap_or_else(|p| p.into_inner());
+        let country_code_len = *numbers.as_ref()?.get(&digits)?;
+        Some(PhoneNumber {
+            digits,
+            country_code_len,
+        })
+    }
+
+    fn remember(&self, number: PhoneNumber) {
+        let mut numbers = self.numbers.write().unwrap_or_else(|p| p.into_inner());
+        let map = numbers.get_or_insert_with(std::collections::HashMap::new);
+        if map.len() >= Self::LIMIT {
+            // Rare and cheap to rebuild: start over rather than track age.
+            map.clear();
+        }
+        map.insert(number.digits, number.country_code_len);
     }
 }
 

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admin;
-use crate::assistant::Assistant;
+use crate::assistant::{Assistant, Synonyms};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::directory::{Directory, LoadError};
@@ -265,7 +265,7 @@ impl App {
                 tracing::error!("background task failed: {e}");
             }
         }
-        state.sessions.flush().await?;
+        state.sessions.close().await?;
         tracing::info!("state flushed; bye");
         served.map_err(Into::into)
     }
@@ -278,7 +278,18 @@ pub fn load_assistant(config: &Config) -> Result<Assistant, LoadError> {
         &config.directory.members_csv,
         config.directory.default_region,
     )?);
-    Ok(Assistant::new(directory, &config.directory.org_name))
+    // A missing synonyms file means the built-in vocabulary only; a
+    // malformed one stops the load with its path and line.
+    let synonyms =
+        Synonyms::load(&config.directory.synonyms_csv).map_err(|e| LoadError::Unreadable {
+            path: e.path().to_owned(),
+            reason: format!("this is the assistant's synonyms file (directory.synonyms_csv): {e}"),
+        })?;
+    Ok(Assistant::with_synonyms(
+        directory,
+        &config.directory.org_name,
+        &synonyms,
+    ))
 }
 
 /// `roster serve`: builds the app, binds, and serves until SIGINT/SIGTERM.

@@ -17,7 +17,7 @@ use crate::assistant::{Answer, Understanding};
 use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
-use crate::session::{Entry, Session, StoreError};
+use crate::session::{Session, StoreError};
 use crate::twilio::{self, FormError, Inbound, Reply};
 
 /// How a webhook request ended; logged and (later) counted.
@@ -136,7 +136,7 @@ async fn handle_message(
     verify_signature(app, uri, headers, &fields)?;
     let inbound = Inbound::from_form(&fields, app.config.directory.default_region)?;
     let _turn = app.sessions.lock(inbound.from).await;
-    if let Some(twiml) = remembered_reply(app, &inbound)? {
+    if let Some(twiml) = remembered_reply(app, &inbound).await? {
         return Ok(Handled::new(Outcome::Duplicate, &inbound, twiml));
     }
     let assistant = app.assistant();
@@ -153,7 +153,7 @@ async fn handle_message(
         ));
     }
     let mut session = app.sessions.session_for(member).await?;
-    let understanding = assistant.understand(&inbound.body);
+    let understanding = assistant.understand(&inbound.body, &session, member);
     tracing::debug!(intent = understanding.intent.as_str(), body = %inbound.body, "understood");
     if understanding.runs_search()
         && let Verdict::Refused { wait, notify } = app.limits.searches.check(&inbound.from)
@@ -187,9 +187,9 @@ impl Handled {
 }
 
 /// The reply already sent for this MessageSid, when Twilio delivers it again.
-fn remembered_reply(app: &AppState, inbound: &Inbound) -> Result<Option<String>, StoreError> {
+async fn remembered_reply(app: &AppState, inbound: &Inbound) -> Result<Option<String>, StoreError> {
     match &inbound.message_sid {
-        Some(sid) => app.sessions.seen(sid),
+        Some(sid) => app.sessions.seen(sid, &inbound.from).await,
         None => Ok(None),
     }
 }
@@ -202,15 +202,7 @@ fn record_exchange(
     understanding: &Understanding,
     answer: &Answer,
 ) {
-    let entry = Entry {
-        query: inbound.body.clone(),
-        timestamp_ms: app.clock.now_ms(),
-        intent: understanding.intent,
-        entities: understanding.entities.clone(),
-        result_count: u32::try_from(answer.result_count).unwrap_or(u32::MAX),
-        result_ids: answer.shown_ids.clone(),
-        page: 0,
-    };
+    let entry = answer.entry(&inbound.body, app.clock.now_ms(), understanding);
     let sessions = &app.sessions;
     session.record(
         entry,
@@ -225,7 +217,7 @@ fn verify_signature(
     app: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
-    fields: &[(String, String)],
+    fields: &twilio::FormFields<'_>,
 ) -> Result<(), Rejected> {
     let Some(verifier) = &app.verifier else {
         return Ok(());

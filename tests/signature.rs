@@ -79,7 +79,7 @@ fn any_change_breaks_the_signature() {
         let fields = parse_form(v.form_body.as_bytes()).unwrap();
         let verifier = SignatureVerifier::new(&v.auth_token);
         let mut changed = fields.clone();
-        changed.push(("Extra".to_owned(), String::new()));
+        changed.push(("Extra".into(), "".into()));
         assert!(
             !verifier.verify(&v.url, &changed, &v.expected_signature),
             "{}",

@@ -59,6 +59,17 @@ pub struct Session {
     pub expires_at_ms: u64,
     pub message_count: u64,
     pub search_count: u64,
+    /// The reply to the latest message, written in the same record as the
+    /// exchange: a redelivery of that message is recognised even if the
+    /// process died before the separate duplicate record was written.
+    pub last_reply: Option<SentReply>,
+}
+
+/// A reply as sent, with the MessageSid it answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentReply {
+    pub message_sid: String,
+    pub twiml: String,
 }
 
 impl Session {
@@ -75,6 +86,7 @@ impl Session {
             expires_at_ms: now_ms.saturating_add(ttl_ms),
             message_count: 0,
             search_count: 0,
+            last_reply: None,
         }
     }
 
@@ -108,12 +120,10 @@ impl Session {
         self.touch(now_ms, ttl_ms);
     }
 
-    /// The latest exchange that ran a search, for follow-ups.
+    /// The latest exchange that listed results (a search, a refined search
+    /// or another page of one): what "more", "2" and "contact" refer to.
     pub fn last_search(&self) -> Option<&Entry> {
-        self.history
-            .iter()
-            .rev()
-            .find(|e| e.intent == Intent::Search)
+        self.history.iter().rev().find(|e| e.intent.lists_results())
     }
 
     pub fn stats(&self, now_ms: u64) -> SessionStats {
@@ -208,8 +218,8 @@ impl SessionStore {
     /// The member's live session, created and saved if there is none.
     pub async fn get_or_create(&self, member: &Member) -> Result<Session, StoreError> {
         let _turn = self.lock(member.phone).await;
-        if let Some(session) = self.get(&member.phone).await? {
-            return Ok(session);
+        if let Some(session) = self.load_in_turn(&member.phone).await? {
+            return Ok(Session::clone(&session));
         }
         let session = self.session_for(member).await?;
         self.save(session.clone(), None).await?;
@@ -223,7 +233,7 @@ impl SessionStore {
         change: impl FnOnce(&mut Session),
     ) -> Result<Option<Session>, StoreError> {
         let _turn = self.lock(*phone).await;
-        let Some(mut session) = self.get(phone).await? else {
+        let Some(mut session) = self.load_in_turn(phone).await?.map(|s| Session::clone(&s)) else {
             return Ok(None);
         };
         change(&mut session);

@@ -11,6 +11,8 @@ pub mod twiml;
 pub use signature::SignatureVerifier;
 pub use twiml::Reply;
 
+use std::borrow::Cow;
+
 use percent_encoding::percent_decode;
 
 use crate::phone::{PhoneError, PhoneNumber, Region};
@@ -26,20 +28,28 @@ pub enum FormError {
     BadFrom(PhoneError),
 }
 
-/// The decoded form fields, repeated names included, in the order sent.
-pub type FormFields = Vec<(String, String)>;
+/// The decoded form fields, repeated names included, in the order sent;
+/// borrowed from the body where no decoding was needed.
+pub type FormFields<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
 
 /// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX`
 /// are UTF-8 bytes); fails on bytes that are not UTF-8 rather than guessing.
-pub fn parse_form(body: &[u8]) -> Result<FormFields, FormError> {
-    let decode = |raw: &[u8]| -> Result<String, FormError> {
+pub fn parse_form(body: &[u8]) -> Result<FormFields<'_>, FormError> {
+    fn decode(raw: &[u8]) -> Result<Cow<'_, str>, FormError> {
+        if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+            return std::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|_| FormError::NotUtf8);
+        }
         let spaced: Vec<u8> = raw
             .iter()
             .map(|&b| if b == b'+' { b' ' } else { b })
             .collect();
         let bytes: Vec<u8> = percent_decode(&spaced).collect();
-        String::from_utf8(bytes).map_err(|_| FormError::NotUtf8)
-    };
+        String::from_utf8(bytes)
+            .map(Cow::Owned)
+            .map_err(|_| FormError::NotUtf8)
+    }
     body.split(|&b| b == b'&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
@@ -64,12 +74,15 @@ pub struct Inbound {
 }
 
 impl Inbound {
-    pub fn from_form(fields: &[(String, String)], region: Region) -> Result<Inbound, FormError> {
+    pub fn from_form<K: AsRef<str>, V: AsRef<str>>(
+        fields: &[(K, V)],
+        region: Region,
+    ) -> Result<Inbound, FormError> {
         let field = |name: &str| {
             fields
                 .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
+                .find(|(n, _)| n.as_ref() == name)
+                .map(|(_, v)| v.as_ref())
         };
         let from = field("From").ok_or(FormError::MissingFrom)?;
         let from = PhoneNumber::parse(from, region).map_err(FormError::BadFrom)?;
@@ -95,10 +108,13 @@ mod tests {
     #[test]
     fn decodes_plus_and_percent_and_keeps_repeats() {
         let fields = parse_form(b"a=1&b=x+y%26z&a=2&Body=").unwrap();
+        let fields: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(n, v)| (n.as_ref(), v.as_ref()))
+            .collect();
         assert_eq!(
             fields,
             [("a", "1"), ("b", "x y&z"), ("a", "2"), ("Body", "")]
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
         );
     }
 

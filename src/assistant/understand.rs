@@ -1,0 +1,693 @@
+//! Reading a message: first what its words say (`Reader::parse`), then what
+//! they mean in the conversation so far (`Reader::plan`).
+//!
+//! Parsing corrects misspellings against the vocabulary, matches the
+//! longest known phrases (reading each by the cues of the whole message),
+//! and sorts the rest: numbers (a graduation year or a position in the
+//! list), conversational words, member names (exact, then sound-alike,
+//! then within typos), free words the text index knows, role-like unknown
+//! words ("plumbers", searched so the reply can say none was found), and
+//! words it ignores. Planning uses only the session's stored entries (the
+//! last search's entities, its page and the ids shown), so follow-ups work
+//! the same after a restart.
+
+use super::field::Field;
+use super::index::SearchIndex;
+use super::text::{self, Word};
+use super::vocabulary::{Cues, Reading, Vocabulary};
+use super::words::{self, Role};
+use super::{Entities, Intent, Understanding};
+use crate::directory::Member;
+use crate::session::{Entry, Session};
+
+/// A place in the list of results shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Position {
+    /// 1-based.
+    Nth(u32),
+    Last,
+}
+
+/// The conversational requests a message makes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Requests {
+    pub greeting: bool,
+    pub help: bool,
+    pub thanks: bool,
+    pub more: bool,
+    pub contact: bool,
+    pub details: bool,
+}
+
+/// What one message says, before the conversation is taken into account.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Parsed {
+    pub entities: Entities,
+    /// "in all cities": lift the location of the last search.
+    pub any_location: bool,
+    /// "my batchmates": the sender's own graduation year.
+    pub own_batch: bool,
+    pub requests: Requests,
+    pub position: Option<Position>,
+    /// "only", "those", "what about": adjust the last search.
+    pub refine_cue: bool,
+    /// "find", "members": start afresh even with only a place named.
+    pub fresh_cue: bool,
+    /// Second values for a field already set ("Chennai or Mumbai").
+    pub extra_values: Vec<(Field, String)>,
+    /// Words in a script other than Latin that meant nothing.
+    pub foreign_words: bool,
+    pub word_count: usize,
+}
+
+/// The last search of the conversation, as stored in its session entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listing {
+    pub entities: Entities,
+    pub page: u32,
+    pub total: u32,
+    pub ids: Vec<String>,
+}
+
+impl Listing {
+    fn from_entry(entry: &Entry) -> Listing {
+        Listing {
+            entities: entry.entities.clone(),
+            page: entry.page,
+            total: entry.result_count,
+            ids: entry.result_ids.clone(),
+        }
+    }
+}
+
+/// Whom a contact request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ContactTarget {
+    /// Everyone on the page shown.
+    Shown,
+    /// One of the page shown.
+    At(Position),
+    /// The member whose details were just shown.
+    Member(String),
+}
+
+/// A reply that needs no search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chat {
+    Greeting,
+    Help,
+    Thanks,
+    Unknown {
+        foreign: bool,
+    },
+    /// "My batchmates" from a member whose year the directory lacks.
+    NoOwnYear,
+    /// "More" before any search.
+    NoSearchYet,
+}
+
+/// What answering a message involves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Plan {
+    /// Run the search in the understanding's entities; show page one, with
+    /// contact details or full details when asked for alongside a name.
+    Search {
+        contact: bool,
+        details: bool,
+        /// Values beyond the one a field can take, to mention.
+        extra_values: Vec<(Field, String)>,
+    },
+    /// Show another page of the last search.
+    Page {
+        page: u32,
+        listing: Listing,
+    },
+    /// Details of one member of the page shown.
+    Details {
+        position: Option<Position>,
+        listing: Option<Listing>,
+    },
+    /// Phone and email of members shown.
+    Contact {
+        target: ContactTarget,
+        listing: Option<Listing>,
+    },
+    Chat(Chat),
+}
+
+/// Reads messages against one directory's vocabulary and index.
+pub(crate) struct Reader<'a> {
+    pub vocabulary: &'a Vocabulary,
+    pub index: &'a SearchIndex,
+    /// Words of the organisation's name, which search for nothing.
+    pub org_words: &'a [String],
+}
+
+impl Reader<'_> {
+    /// Reads `text` from `member`, in the conversation of `session`.
+    pub(crate) fn understand(
+        &self,
+        text: &str,
+        session: &Session,
+        member: &Member,
+    ) -> Understanding {
+        let parsed = self.parse(text);
+        let (intent, entities, plan) = self.plan(parsed, session, member);
+        Understanding {
+            intent,
+            entities,
+            plan,
+        }
+    }
+
+    /// What the words of a message say.
+    pub(crate) fn parse(&self, message: &str) -> Parsed {
+        let mut parsed = Parsed::default();
+        if message.contains(['🙏', '👍', '👌']) {
+            parsed.requests.thanks = true;
+        }
+        if message.contains('👋') {
+            parsed.requests.greeting = true;
+        }
+        let raw = text::words(message);
+        parsed.word_count = raw.len();
+        let words: Vec<Word> = raw.iter().map(|w| self.corrected(w)).collect();
+        let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+        parsed.refine_cue = texts.iter().any(|w| words::is_refine_cue(w))
+            || texts
+                .first()
+                .is_some_and(|w| words::is_leading_refine_cue(w))
+            || texts
+                .windows(2)
+                .any(|p| matches!(p, ["what" | "how", "about"]));
+        parsed.fresh_cue = texts.iter().any(|w| words::is_fresh_search_cue(w));
+
+        let leftovers = self.match_phrases(&texts, cues(&words), &mut parsed);
+        let mut rest = Rest::default();
+        for i in leftovers {
+            if let (Some(word), Some(original)) = (words.get(i), raw.get(i)) {
+                self.sort_word(i, word, &original.text, &texts, &mut parsed, &mut rest);
+            }
+        }
+        self.finish(rest, &texts, &mut parsed);
+        parsed
+    }
+
+    /// Applies the longest known phrases, left to right; the positions of
+    /// the words no phrase covers.
+    fn match_phrases(&self, texts: &[&str], cues: Cues, parsed: &mut Parsed) -> Vec<usize> {
+        let mut leftovers = Vec::new();
+        let mut i = 0;
+        while let Some(rest) = texts.get(i..).filter(|r| !r.is_empty()) {
+            match self.longest_phrase(rest, cues) {
+                Some((len, reading)) => {
+                    apply(parsed, reading);
+                    i += len.max(1);
+                }
+                None => {
+                    leftovers.push(i);
+                    i += 1;
+                }
+            }
+        }
+        leftovers
+    }
+
+    /// Sorts a word no phrase covered: a number, a conversational word, a
+    /// name, a free word, an unknown role, or nothing.
+    fn sort_word<'w>(
+        &self,
+        i: usize,
+        word: &Word,
+        original: &'w str,
+        texts: &[&str],
+        parsed: &mut Parsed,
+        rest: &mut Rest<'w>,
+    ) {
+        let before = i.checked_sub(1).and_then(|j| texts.get(j)).copied();
+        let after = texts.get(i + 1).copied();
+        let before_that = i.checked_sub(2).and_then(|j| texts.get(j)).copied();
+        if let Some(number) = number(word, before, after, before_that) {
+            match number {
+                Number::Year(year) => {
+                    parsed.entities.graduation_year.get_or_insert(year);
+                }
+                Number::Position(n) => {
+                    parsed.position.get_or_insert(Position::Nth(n));
+                }
+            }
+            return;
+        }
+        let text = word.text.as_str();
+        if words::is_own_batch_word(text)
+            || (matches!(before, Some("my" | "our" | "same"))
+                && matches!(text, "batch" | "class" | "year"))
+        {
+            parsed.own_batch = true;
+            return;
+        }
+        if let Some(role) = words::role(text) {
+            match role {
+                Role::Ordinal(n) => parsed.position = Some(Position::Nth(n)),
+                Role::Last => parsed.position = Some(Position::Last),
+                Role::Cardinal(n) => rest.cardinal = Some(n),
+                other => request(&mut parsed.requests, other),
+            }
+            return;
+        }
+        let names = self.index.names();
+        if names.is_name_word(text) {
+            rest.name_words.push((i, original));
+        } else if self.org_words.iter().any(|w| w == text) {
+            // "Hi Sahyadri": the organisation, not a search.
+        } else if self.index.text().is_some_and(|t| t.knows(text)) {
+            parsed.entities.keywords.push(text.to_owned());
+        } else if names.matches(original).1.is_some() {
+            rest.name_words.push((i, original));
+        } else if words::looks_like_a_role(text) {
+            rest.unknown_roles.push(text.to_owned());
+        } else if !text.is_ascii() {
+            parsed.foreign_words = true;
+        } else if text.len() >= 2 && text.bytes().all(|b| b.is_ascii_lowercase()) {
+            rest.unknown_words.push((i, original));
+        }
+    }
+
+    /// Settles what depends on the whole message: names, unknown roles,
+    /// cardinal positions.
+    fn finish(&self, mut rest: Rest<'_>, texts: &[&str], parsed: &mut Parsed) {
+        // An unknown word beside a name is the rest of that name: "is there
+        // a Rahul Dravid" asks for Rahul Dravid, not for every Rahul.
+        for &(i, word) in &rest.unknown_words {
+            let beside_a_name = rest
+                .name_words
+                .iter()
+                .any(|&(j, _)| j + 1 == i || i + 1 == j);
+            if beside_a_name {
+                rest.name_words.push((i, word));
+            }
+        }
+        rest.name_words.sort_by_key(|&(i, _)| i);
+        if let Some(name) = self.name(&rest.name_words) {
+            parsed.entities.name = Some(name);
+        }
+        // "plumbers in Chennai" is a search that finds no one, not a search
+        // of Chennai; "what's the weather" is no search at all.
+        if !rest.unknown_roles.is_empty()
+            && (parsed.entities.has_constraints() || texts.iter().any(|w| words::is_search_verb(w)))
+        {
+            parsed.entities.keywords.append(&mut rest.unknown_roles);
+        }
+        parsed.entities.keywords.dedup();
+        if parsed.position.is_none() && parsed.word_count <= 4 {
+            parsed.position = rest.cardinal.map(Position::Nth);
+        }
+    }
+
+    /// `word`, or the vocabulary word it misspells.
+    fn corrected(&self, word: &Word) -> Word {
+        let text = word.text.as_str();
+        let known = self.vocabulary.knows_word(text)
+            || words::role(text).is_some()
+            || words::is_own_batch_word(text)
+            || text.bytes().all(|b| b.is_ascii_digit())
+            || self.index.names().is_name_word(text)
+            || self.index.text().is_some_and(|t| t.knows(text));
+        if known {
+            return word.clone();
+        }
+        // A near name ("Laxmi") is a name, not a misspelt vocabulary word.
+        let (_, closeness) = self.index.names().matches(text);
+        if closeness == Some(super::names::Closeness::SoundsAlike) {
+            return word.clone();
+        }
+        match self.vocabulary.correct(text) {
+            Some(fixed) => Word {
+                text: fixed.to_owned(),
+                ..word.clone()
+            },
+            None => word.clone(),
+        }
+    }
+
+    /// The longest vocabulary phrase at the start of `words` that means
+    /// something in this message, and how many words it spans.
+    fn longest_phrase(&self, words: &[&str], cues: Cues) -> Option<(usize, Reading)> {
+        let first = *words.first()?;
+        // A conversational word ("more", "contact") steers the conversation
+        // even if some directory value is spelled the same.
+        let conversational = words::role(first).is_some_and(|r| r != Role::Filler);
+        let longest = self.vocabulary.longest().min(words.len());
+        for len in (1..=longest).rev() {
+            if len == 1 && conversational {
+                return None;
+            }
+            let Some(phrase) = words.get(..len) else {
+                continue;
+            };
+            let key = phrase.join(" ");
+            let Some(senses) = self.vocabulary.phrase(&key) else {
+                continue;
+            };
+            match senses.read(&key, cues) {
+                Reading::Nothing => continue,
+                reading => return Some((len, reading)),
+            }
+        }
+        None
+    }
+
+    /// The intent, the full search and the plan, in the conversation.
+    fn plan(
+        &self,
+        mut parsed: Parsed,
+        session: &Session,
+        member: &Member,
+    ) -> (Intent, Entities, Plan) {
+        let listing = session.last_search().map(Listing::from_entry);
+        let mut entities = std::mem::take(&mut parsed.entities);
+        if parsed.own_batch {
+            match member.graduation_year {
+                Some(year) => entities.graduation_year = Some(year),
+                None => return chat(Chat::NoOwnYear),
+            }
+        }
+        if entities.city.is_none()
+            && let Some(area) = &entities.area
+        {
+            entities.city = self.vocabulary.city_of_area(area).map(str::to_owned);
+        }
+        if entities.has_constraints() || (parsed.any_location && listing.is_some()) {
+            return plan_search(parsed, entities, listing);
+        }
+        if let Some(follow_up) = plan_follow_up(&parsed, session, listing) {
+            return follow_up;
+        }
+        let requests = parsed.requests;
+        chat(
+            if requests.help || parsed.word_count == 0 && !requests.thanks && !requests.greeting {
+                Chat::Help
+            } else if requests.thanks {
+                Chat::Thanks
+            } else if requests.greeting {
+                Chat::Greeting
+            } else {
+                Chat::Unknown {
+                    foreign: parsed.foreign_words,
+                }
+            },
+        )
+    }
+}
+
+/// A new search, or the last one refined.
+fn plan_search(
+    parsed: Parsed,
+    entities: Entities,
+    listing: Option<Listing>,
+) -> (Intent, Entities, Plan) {
+    // Without a cue, only a place or a batch adjusts the last search ("in
+    // Koramangala"), never a question of its own ("anyone in Pune?") and
+    // never a search for a person by name.
+    let refine = listing.as_ref().is_some_and(|last| {
+        parsed.refine_cue
+            || (!entities.names_a_subject()
+                && !parsed.fresh_cue
+                && !parsed.own_batch
+                && last.entities.name.is_none())
+            || (parsed.any_location && !entities.has_constraints())
+    });
+    if refine && let Some(listing) = &listing {
+        let merged = refine_search(&listing.entities, &entities, parsed.any_location);
+        let plan = Plan::Search {
+            contact: false,
+            details: false,
+            extra_values: parsed.extra_values,
+        };
+        return (Intent::Refine, merged, plan);
+    }
+    let plan = Plan::Search {
+        contact: parsed.requests.contact,
+        details: parsed.requests.details && entities.name.is_some(),
+        extra_values: parsed.extra_values,
+    };
+    (Intent::Search, entities, plan)
+}
+
+/// A position, details, contacts or the next page of the list shown.
+fn plan_follow_up(
+    parsed: &Parsed,
+    session: &Session,
+    listing: Option<Listing>,
+) -> Option<(Intent, Entities, Plan)> {
+    let requests = parsed.requests;
+    let context = listing
+        .as_ref()
+        .map(|l| l.entities.clone())
+        .unwrap_or_default();
+    if let Some(position) = parsed.position {
+        if requests.contact {
+            let target = ContactTarget::At(position);
+            return Some((Intent::Contact, context, Plan::Contact { target, listing }));
+        }
+        let position = Some(position);
+        return Some((
+            Intent::Details,
+            context,
+            Plan::Details { position, listing },
+        ));
+    }
+    if requests.contact {
+        // Right after one member's details, CONTACT is about that member.
+        let focus = session
+            .history
+            .last()
+            .filter(|e| e.intent == Intent::Details)
+            .and_then(|e| e.result_ids.first().cloned());
+        let target = focus.map_or(ContactTarget::Shown, ContactTarget::Member);
+        return Some((Intent::Contact, context, Plan::Contact { target, listing }));
+    }
+    if requests.details {
+        let position = None;
+        return Some((
+            Intent::Details,
+            context,
+            Plan::Details { position, listing },
+        ));
+    }
+    if requests.more {
+        return Some(match listing {
+            Some(listing) => {
+                let page = listing.page.saturating_add(1);
+                (Intent::More, context, Plan::Page { page, listing })
+            }
+            None => chat(Chat::NoSearchYet),
+        });
+    }
+    None
+}
+
+/// A reply that needs no search, and the intent it records.
+fn chat(chat: Chat) -> (Intent, Entities, Plan) {
+    let intent = match chat {
+        Chat::Greeting => Intent::Greeting,
+        Chat::Help | Chat::NoSearchYet => Intent::Help,
+        Chat::Thanks => Intent::Thanks,
+        Chat::Unknown { .. } | Chat::NoOwnYear => Intent::Unknown,
+    };
+    (intent, Entities::default(), Plan::Chat(chat))
+}
+
+/// A number read from a message.
+enum Number {
+    Year(u16),
+    Position(u32),
+}
+
+/// Words of a message no phrase covered, gathered while sorting them.
+#[derive(Default)]
+struct Rest<'w> {
+    /// (position, word as written) of name words.
+    name_words: Vec<(usize, &'w str)>,
+    /// Unknown words of no kind, which may complete a name.
+    unknown_words: Vec<(usize, &'w str)>,
+    /// Unknown words shaped like a role.
+    unknown_roles: Vec<String>,
+    /// "two": a position if the message is short.
+    cardinal: Option<u32>,
+}
+
+/// A number in the message: a graduation year ("1995", "'95", "95 batch")
+/// or a position in the list ("2"; "-1" is position 0, which none has).
+fn number(
+    word: &Word,
+    before: Option<&str>,
+    after: Option<&str>,
+    before_that: Option<&str>,
+) -> Option<Number> {
+    let digits = word.text.as_str();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let value: u32 = digits.parse().ok()?;
+    if digits.len() == 4 && (1900..=2100).contains(&value) {
+        return u16::try_from(value).ok().map(Number::Year);
+    }
+    if digits.len() == 2 {
+        let near_alumni_word = before.is_some_and(words::is_alumni_cue)
+            || after.is_some_and(words::is_alumni_cue)
+            || (before == Some("of") && before_that.is_some_and(words::is_alumni_cue));
+        if word.after_apostrophe || near_alumni_word {
+            let century = if value <= 30 { 2000 } else { 1900 };
+            return u16::try_from(century + value).ok().map(Number::Year);
+        }
+    }
+    let value = if word.after_minus { 0 } else { value };
+    (digits.len() <= 2).then_some(Number::Position(value))
+}
+
+/// Cues of the whole message for reading ambiguous phrases.
+fn cues(words: &[Word]) -> Cues {
+    Cues {
+        service: words.iter().any(|w| words::is_service_cue(&w.text)),
+        alumni: words.iter().any(|w| {
+            words::is_alumni_cue(&w.text)
+                || (w.after_apostrophe
+                    && w.text.len() == 2
+                    && w.text.bytes().all(|b| b.is_ascii_digit()))
+                || (w.text.len() == 4
+                    && w.text
+                        .parse::<u16>()
+                        .is_ok_and(|y| (1900..=2100).contains(&y)))
+        }),
+        language: words.iter().any(|w| words::is_language_cue(&w.text)),
+    }
+}
+
+/// Applies a phrase's reading to what the message says.
+fn apply(parsed: &mut Parsed, reading: Reading) {
+    match reading {
+        Reading::Fields(fields) => {
+            for (field, value) in fields {
+                let Some(slot) = field.slot(&mut parsed.entities) else {
+                    if !parsed.entities.keywords.contains(&value) {
+                        parsed.entities.keywords.push(value);
+                    }
+                    continue;
+                };
+                match slot {
+                    None => *slot = Some(value),
+                    Some(current) if text::key(current) == text::key(&value) => {}
+                    Some(_) => parsed.extra_values.push((field, value)),
+                }
+            }
+        }
+        Reading::Role(role) => match role {
+            Role::Ordinal(n) | Role::Cardinal(n) => parsed.position = Some(Position::Nth(n)),
+            Role::Last => parsed.position = Some(Position::Last),
+            other => request(&mut parsed.requests, other),
+        },
+        Reading::AnyLocation => parsed.any_location = true,
+        Reading::Ignore | Reading::Nothing => {}
+    }
+}
+
+fn request(requests: &mut Requests, role: Role) {
+    match role {
+        Role::Greeting => requests.greeting = true,
+        Role::Help => requests.help = true,
+        Role::Thanks => requests.thanks = true,
+        Role::More => requests.more = true,
+        Role::Contact => requests.contact = true,
+        Role::Details => requests.details = true,
+        Role::Filler | Role::Ordinal(_) | Role::Cardinal(_) | Role::Last => {}
+    }
+}
+
+impl Reader<'_> {
+    /// The first run of consecutive name words, as a name: "Rahul Sharma".
+    /// A near spelling that stands for one name word takes its spelling
+    /// ("Priyaa" → "Priya"); one that stands for several stays as written.
+    fn name(&self, words: &[(usize, &str)]) -> Option<String> {
+        let (&(start, first), rest) = words.split_first()?;
+        let mut run = vec![first];
+        let mut last = start;
+        for &(i, word) in rest {
+            if i != last + 1 {
+                break;
+            }
+            run.push(word);
+            last = i;
+        }
+        let spelled: Vec<String> = run
+            .iter()
+            .map(|word| match self.index.names().matches(word).0.as_slice() {
+                [one] => capitalised(one),
+                _ => capitalised(word),
+            })
+            .collect();
+        Some(spelled.join(" "))
+    }
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// The last search adjusted by a follow-up: a new place replaces the old
+/// one, a new profession drops the old specialty, other constraints are
+/// added or replaced, keywords accumulate.
+pub(crate) fn refine_search(base: &Entities, change: &Entities, any_location: bool) -> Entities {
+    let mut out = base.clone();
+    if any_location {
+        out.city = None;
+        out.area = None;
+    }
+    if change.city.is_some() {
+        out.city = change.city.clone();
+        out.area = change.area.clone();
+    } else if change.area.is_some() {
+        out.area = change.area.clone();
+    }
+    if let Some(profession) = &change.profession {
+        let same = out
+            .profession
+            .as_deref()
+            .is_some_and(|p| text::key(p) == text::key(profession));
+        if !same {
+            out.specialty = None;
+        }
+        out.profession = Some(profession.clone());
+    }
+    for field in [
+        Field::Specialty,
+        Field::Designation,
+        Field::Skill,
+        Field::Service,
+        Field::Organization,
+        Field::Degree,
+        Field::Branch,
+    ] {
+        if let Some(value) = field.get(change).map(str::to_owned)
+            && let Some(slot) = field.slot(&mut out)
+        {
+            *slot = Some(value);
+        }
+    }
+    if change.name.is_some() {
+        out.name = change.name.clone();
+    }
+    if change.graduation_year.is_some() {
+        out.graduation_year = change.graduation_year;
+    }
+    for keyword in &change.keywords {
+        if !out.keywords.contains(keyword) {
+            out.keywords.push(keyword.clone());
+        }
+    }
+    out
+}

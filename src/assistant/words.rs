@@ -1,0 +1,287 @@
+//! The conversational words of the assistant's grammar: filler that carries
+//! no meaning for a search, the words that steer the conversation (greeting,
+//! help, thanks, more, contact, details), ordinals, and the cues that pick
+//! between readings (a service or a skill, a profession or a branch, a
+//! refinement or a new search).
+//!
+//! Directory words (professions, cities, ...) are not here: they come from
+//! the directory and the synonyms table (see [`super::vocabulary`]).
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+/// What a conversational word does in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// No meaning for a search ("please", "find", "in").
+    Filler,
+    Greeting,
+    Help,
+    Thanks,
+    More,
+    Contact,
+    Details,
+    /// "first" … "tenth", "1st" … "10th": a position in the list shown.
+    Ordinal(u32),
+    /// "two" … "ten": a position when the message is short.
+    Cardinal(u32),
+    /// "last": the last result shown.
+    Last,
+}
+
+/// Multi-word phrases that steer the conversation, matched like vocabulary.
+pub(crate) const COMMAND_PHRASES: &[(&str, Role)] = &[
+    ("thank you", Role::Thanks),
+    ("thanks a lot", Role::Thanks),
+    ("good morning", Role::Greeting),
+    ("good afternoon", Role::Greeting),
+    ("good evening", Role::Greeting),
+    ("what can you do", Role::Help),
+    ("what do you do", Role::Help),
+    ("how does this work", Role::Help),
+    ("how does it work", Role::Help),
+    ("how to use", Role::Help),
+    ("how do i use this", Role::Help),
+    ("next page", Role::More),
+    ("show more", Role::More),
+    ("more results", Role::More),
+    ("see more", Role::More),
+    ("aur batao", Role::More),
+    ("aur dikhao", Role::More),
+    ("contact details", Role::Contact),
+    ("contact info", Role::Contact),
+    ("phone number", Role::Contact),
+    ("phone numbers", Role::Contact),
+    ("mobile number", Role::Contact),
+    ("mobile numbers", Role::Contact),
+    ("email id", Role::Contact),
+    ("email address", Role::Contact),
+];
+
+/// Phrases that lift a location constraint: "lawyers in all cities".
+#[rustfmt::skip]
+pub(crate) const ANY_LOCATION_PHRASES: &[&str] = &[
+    "all cities", "any city", "every city", "all locations", "any location", "anywhere",
+    "everywhere", "all over", "all over india", "across india", "across cities",
+];
+
+/// The role of a single conversational word, if it has one.
+pub(crate) fn role(word: &str) -> Option<Role> {
+    Some(match word {
+        "hi" | "hii" | "hiii" | "hiiii" | "hello" | "helo" | "hey" | "heya" | "hola"
+        | "namaste" | "namaskar" | "namaskaram" | "vanakkam" | "salaam" | "salam" | "yo"
+        | "morning" | "evening" | "afternoon" | "gm" => Role::Greeting,
+        "help" | "menu" | "options" | "commands" | "start" | "examples" | "example"
+        | "instructions" | "usage" => Role::Help,
+        "thanks" | "thank" | "thanku" | "thankyou" | "thnx" | "thanx" | "thx" | "ty" | "tq"
+        | "tysm" | "dhanyavad" | "dhanyavaad" | "shukriya" | "nandri" | "cheers" | "great"
+        | "awesome" | "perfect" | "cool" | "ok" | "okay" | "okk" | "k" | "noted" | "nice"
+        | "super" | "wonderful" | "excellent" | "bye" | "goodbye" => Role::Thanks,
+        "more" | "next" | "nxt" | "further" | "continue" | "aur" => Role::More,
+        "contact" | "contacts" | "phone" | "phones" | "numbers" | "mobile" | "mobiles"
+        | "email" | "emails" | "mail" | "mails" | "reach" | "call" | "whatsapp" => Role::Contact,
+        "details" | "detail" | "profile" | "profiles" | "info" | "information" | "about"
+        | "bio" => Role::Details,
+        "first" | "1st" => Role::Ordinal(1),
+        "second" | "2nd" => Role::Ordinal(2),
+        "third" | "3rd" => Role::Ordinal(3),
+        "fourth" | "4th" => Role::Ordinal(4),
+        "fifth" | "5th" => Role::Ordinal(5),
+        "sixth" | "6th" => Role::Ordinal(6),
+        "seventh" | "7th" => Role::Ordinal(7),
+        "eighth" | "8th" => Role::Ordinal(8),
+        "ninth" | "9th" => Role::Ordinal(9),
+        "tenth" | "10th" => Role::Ordinal(10),
+        "two" => Role::Cardinal(2),
+        "three" => Role::Cardinal(3),
+        "four" => Role::Cardinal(4),
+        "five" => Role::Cardinal(5),
+        "last" => Role::Last,
+        _ if is_filler(word) => Role::Filler,
+        _ => return None,
+    })
+}
+
+/// Words that carry no meaning for a search.
+#[rustfmt::skip]
+const FILLER: &[&str] = &[
+    "a", "an", "the", "me", "my", "mine", "i", "im", "m", "s", "we", "us", "our", "you", "your",
+    "u", "ur", "pls", "plz", "please", "kindly", "can", "could", "would", "will", "shall",
+    "should", "may", "might", "must", "do", "does", "did", "done", "be", "been", "being", "am",
+    "is", "are", "was", "were", "has", "have", "had", "having", "get", "got", "give", "gimme",
+    "find", "finding", "search", "searching", "look", "looking", "lookup", "show", "list",
+    "need", "needed", "want", "wanted", "wanna", "require", "required", "requirement", "tell",
+    "let", "know", "knows", "knowing", "knowledge", "any", "anyone", "anybody", "some",
+    "someone", "somebody", "all", "every", "everyone", "everybody", "who", "whom", "whose",
+    "which", "what", "whats", "where", "when", "how", "why", "there", "here", "this", "that",
+    "these", "those", "them", "they", "their", "theirs", "he", "she", "him", "her", "his",
+    "hers", "it", "its", "of", "to", "for", "from", "in", "into", "at", "on", "by", "with",
+    "within", "without", "near", "nearby", "around", "based", "located", "living", "lives",
+    "live", "stays", "staying", "residing", "and", "or", "but", "also", "too", "only", "just",
+    "even", "very", "really", "good", "best", "top", "reliable", "trusted", "experienced",
+    "experience", "expert", "experts", "expertise", "professional", "professionals",
+    "specialist", "specialists", "people", "person", "persons", "folks", "guys", "guy",
+    "member", "members", "network", "directory", "group", "community", "alumni", "alumnus",
+    "alumna", "hmm", "um", "uh", "yes", "yeah", "yep", "not", "sure", "actually", "basically",
+    "sir", "madam", "mam", "maam", "ji", "bhai", "bro", "dear", "etc", "something", "anything",
+    "thing", "things", "one", "ones", "other", "others", "another", "else", "same", "such",
+    "like", "works", "work", "working", "worked", "practising", "practicing", "practice",
+    "practise", "doing", "available", "currently", "current", "now", "today", "new", "years",
+    "yrs", "area", "areas", "city", "cities", "town", "place", "locality", "side", "region",
+    "india", "indian", "speak", "speaks", "speaking", "fluent", "skilled", "skill", "skills",
+    "named", "name", "called", "offer", "offers", "offering", "offered", "provide", "provides",
+    "providing", "provider", "providers", "service", "services", "company", "companies", "firm",
+    "firms", "business", "businesses", "agency", "agencies", "vendor", "vendors", "shop",
+    "shops", "sell", "sells", "selling", "seller", "sellers", "supplier", "suppliers", "batch",
+    "batches", "passout", "passouts", "passedout", "passed", "pass", "out", "graduated",
+    "graduate", "graduates", "grads", "grad", "class", "year", "yr", "degree", "degrees",
+    "holders", "holder", "studied", "stream", "engineering", "matching", "match", "again", "if",
+    "then", "than", "so", "as", "up", "no", "number", "specialising", "specializing",
+    "specialised", "specialized", "specialization", "specialisation", "field", "domain",
+    "similar", "employed", "employees", "employee", "staff", "team", "whole", "entire", "full",
+    "complete", "total", "kind", "type", "sort", "tho", "though", "maybe", "perhaps", "urgent",
+    "urgently", "asap", "immediately", "quick", "quickly", "recommend", "recommendation",
+    "recommendations", "suggest", "suggestion", "connect", "introduce", "intro", "meet", "talk",
+    "branch", "branches", "batchmate", "batchmates", "classmate", "classmates", "startup",
+    "startups", "language", "languages", "speaker", "speakers", "senior", "seniors", "junior",
+    "juniors",
+];
+
+/// The filler words as a set: looked up for every word of every message.
+static FILLER_SET: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| FILLER.iter().copied().collect());
+
+/// Words that carry no meaning for a search.
+pub(crate) fn is_filler(word: &str) -> bool {
+    FILLER_SET.contains(word)
+}
+
+/// See [`is_language_cue`].
+#[rustfmt::skip]
+const LANGUAGE_CUES: &[&str] = &[
+    "speak", "speaks", "speaking", "speaker", "speakers", "fluent", "language", "languages",
+    "tongue",
+];
+
+/// Words that make the next language name a language, not a subject:
+/// "who speaks English" is not "English teachers".
+pub(crate) fn is_language_cue(word: &str) -> bool {
+    LANGUAGE_CUES.contains(&word)
+}
+
+/// See [`is_service_cue`].
+#[rustfmt::skip]
+const SERVICE_CUES: &[&str] = &[
+    "offer", "offers", "offering", "offered", "provide", "provides", "providing", "provider",
+    "providers", "service", "services", "company", "companies", "firm", "firms", "business",
+    "businesses", "agency", "agencies", "vendor", "vendors", "shop", "shops", "sell", "sells",
+    "selling", "seller", "sellers", "supplier", "suppliers", "startup", "startups",
+];
+
+/// Words that mark a business offering: "who offers", "companies".
+pub(crate) fn is_service_cue(word: &str) -> bool {
+    SERVICE_CUES.contains(&word)
+}
+
+/// See [`is_alumni_cue`].
+#[rustfmt::skip]
+const ALUMNI_CUES: &[&str] = &[
+    "batch", "batches", "batchmate", "batchmates", "passout", "passouts", "passedout", "passed",
+    "graduated", "graduate", "graduates", "grads", "grad", "alumni", "alumnus", "class",
+    "classmates", "classmate", "degree", "degrees", "holders", "studied", "branch", "stream",
+    "engineering", "year", "yr",
+];
+
+/// Words that place a question among alumni: batch, passout, graduates.
+pub(crate) fn is_alumni_cue(word: &str) -> bool {
+    ALUMNI_CUES.contains(&word)
+}
+
+/// See [`is_own_batch_word`].
+const OWN_BATCH_WORDS: &[&str] = &["batchmate", "batchmates", "classmate", "classmates"];
+
+/// Words for "people of my own batch".
+pub(crate) fn is_own_batch_word(word: &str) -> bool {
+    OWN_BATCH_WORDS.contains(&word)
+}
+
+/// See [`is_fresh_search_cue`].
+#[rustfmt::skip]
+const FRESH_SEARCH_CUES: &[&str] = &[
+    "find", "search", "list", "show", "members", "everyone", "everybody", "anyone", "anybody",
+    "someone", "somebody", "people", "alumni", "who", "need", "looking",
+];
+
+/// Words that ask a question of their own even when only a place or a
+/// batch is named: "anyone from the 1994 batch in Mumbai?" is a new search,
+/// where a bare "in Koramangala" adjusts the last one.
+pub(crate) fn is_fresh_search_cue(word: &str) -> bool {
+    FRESH_SEARCH_CUES.contains(&word)
+}
+
+/// See [`is_search_verb`].
+#[rustfmt::skip]
+const SEARCH_VERBS: &[&str] = &[
+    "find", "search", "need", "needed", "looking", "want", "any", "anyone", "anybody",
+    "someone", "somebody", "who", "list", "show", "get", "recommend", "suggest",
+];
+
+/// Words that ask for someone: an unknown role after them is searched for.
+pub(crate) fn is_search_verb(word: &str) -> bool {
+    SEARCH_VERBS.contains(&word)
+}
+
+/// See [`is_refine_cue`].
+#[rustfmt::skip]
+const REFINE_CUES: &[&str] = &[
+    "only", "just", "those", "them", "these", "ones", "among", "filter", "narrow", "instead",
+    "also", "same",
+];
+
+/// Words that narrow or adjust the last search wherever they stand:
+/// "only cardiologists", "those in Koramangala".
+pub(crate) fn is_refine_cue(word: &str) -> bool {
+    REFINE_CUES.contains(&word)
+}
+
+/// Words that make a refinement when they open the message: "and in Pune?".
+pub(crate) fn is_leading_refine_cue(word: &str) -> bool {
+    matches!(word, "and" | "but" | "now" | "wbu")
+}
+
+/// Unknown words shaped like a role ("plumbers", "dietician"): searched
+/// for, so that the reply says none was found rather than listing others.
+pub(crate) fn looks_like_a_role(word: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "er", "ers", "or", "ors", "ist", "ists", "ian", "ians", "ant", "ants", "ent", "ents",
+    ];
+    word.len() >= 5
+        && word.bytes().all(|b| b.is_ascii_lowercase())
+        && SUFFIXES.iter().any(|s| word.ends_with(s))
+        && !NOT_ROLES.contains(&word)
+}
+
+/// Words shaped like a role that are not one.
+#[rustfmt::skip]
+const NOT_ROLES: &[&str] = &[
+    "other", "others", "either", "neither", "never", "under", "after", "better", "rather",
+    "whether", "together", "however", "whatever", "wherever", "whoever", "number", "numbers",
+    "similar", "senior", "seniors", "junior", "juniors", "major", "popular", "regular", "prior",
+    "urgent", "recent", "present", "current", "different", "important", "want", "instant",
+    "brother", "sister", "mother", "father", "friend", "friends", "parent", "parents", "client",
+    "clients", "student", "students", "patient", "patients",
+];
+
+/// Conversational words worth recognising through a typo ("contcat",
+/// "thnaks", "batchmtes"); shorter words allow no typo anyway.
+#[rustfmt::skip]
+pub(crate) const CORRECTABLE: &[&str] = &[
+    "thanks", "thank", "hello", "namaste", "namaskar", "vanakkam", "dhanyavad", "shukriya",
+    "contact", "contacts", "details", "profile", "information", "email", "emails", "phone",
+    "phones", "mobile", "numbers", "whatsapp", "please", "kindly", "batchmates", "batchmate",
+    "classmates", "passout", "passouts", "graduates", "graduated", "offering", "offers",
+    "provides", "providing", "services", "service", "companies", "company", "business",
+    "members", "anywhere", "everywhere", "speaks", "speaking", "second", "third", "fourth",
+    "fifth", "someone", "anyone", "looking", "search", "people", "continue", "options",
+    "engineering", "language", "languages", "experience", "experienced", "working",
+];
