@@ -280,11 +280,8 @@ pub fn load_assistant(config: &Config) -> Result<Assistant, LoadError> {
     )?);
     // A missing synonyms file means the built-in vocabulary only; a
     // malformed one stops the load with its path and line.
-    let synonyms =
-        Synonyms::load(&config.directory.synonyms_csv).map_err(|e| LoadError::Unreadable {
-            path: e.path().to_owned(),
-            reason: format!("this is the assistant's synonyms file (directory.synonyms_csv): {e}"),
-        })?;
+    let synonyms = Synonyms::load(&config.directory.synonyms_csv)
+        .map_err(|e| LoadError::Synonyms(format!("{e} (directory.synonyms_csv)")))?;
     Ok(Assistant::with_synonyms(
         directory,
         &config.directory.org_name,

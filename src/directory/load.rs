@@ -16,6 +16,9 @@ use crate::phone::{PhoneNumber, Region};
 pub enum LoadError {
     #[error("cannot read member directory {path}: {reason}")]
     Unreadable { path: String, reason: String },
+    /// The assistant's vocabulary file (`directory.synonyms_csv`) is bad.
+    #[error("{0}")]
+    Synonyms(String),
     #[error("member directory {path} has no `{column}` column (header row: {header})")]
     MissingColumn {
         path: String,
