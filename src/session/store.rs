@@ -8,7 +8,7 @@
 //! | key | value |
 //! | --- | --- |
 //! | `s` ‖ E.164 phone | versioned bincode [`Session`] |
-//! | `e` ‖ expires_at ms (u64 BE) ‖ phone | empty: the expiry index |
+//! | `e` ‖ expiry minute (ms, u64 BE, rounded up) ‖ phone | empty: the expiry index |
 //! | `m` ‖ MessageSid | versioned bincode [`SeenReply`]: the TwiML sent |
 //! | `x` ‖ expires_at ms (u64 BE) ‖ MessageSid | empty: its expiry index |
 //!
@@ -29,9 +29,9 @@
 //! stale; a crash after (2) but before (3) is covered by the session's own
 //! `last_reply`: a redelivery of that message is still recognised. Removals
 //! go the other way round (the session first, then its index key). A save
-//! leaves the session's previous index key behind; the sweeper removes a
-//! session only when the key it meets still matches the session's
-//! `expires_at`, and drops stale keys otherwise.
+//! into a new minute leaves the previous index key behind; the sweeper
+//! removes a session only when the key it meets is the session's own minute
+//! and the session has expired, and drops stale keys.
 //!
 //! # Cache
 //!
@@ -69,6 +69,16 @@ const SESSION: u8 = b's';
 const SESSION_EXPIRY: u8 = b'e';
 const SEEN: u8 = b'm';
 const SEEN_EXPIRY: u8 = b'x';
+/// Expiry-index keys are per minute (rounded up), so the many messages of
+/// one conversation within a minute touch a single index key.
+const EXPIRY_BUCKET_MS: u64 = 60_000;
+
+fn expiry_bucket(expires_at_ms: u64) -> u64 {
+    expires_at_ms
+        .div_ceil(EXPIRY_BUCKET_MS)
+        .saturating_mul(EXPIRY_BUCKET_MS)
+}
+
 /// The number of stored sessions, so that opening a store with a million
 /// sessions need not count them. Updated right after each change; a crash
 /// between the two is detected by [`OPEN`] and the count rebuilt.
@@ -364,20 +374,21 @@ impl SessionStore {
         let phone = session.phone;
         let now = self.clock.now_ms();
         let key = session_key(&phone);
-        let existed = self.cache.contains_key(&phone) || self.tree.contains_key(&key)?;
+        let cached = self.cache.get(&phone).await;
+        let existed = cached.is_some() || self.tree.contains_key(&key)?;
         session.last_reply = seen.map(|(message_sid, twiml)| SentReply {
             message_sid: message_sid.to_owned(),
             twiml: twiml.to_owned(),
         });
-        // The order is the crash-safety argument in the module docs.
-        self.tree.insert(
-            expiry_key(
-                SESSION_EXPIRY,
-                session.expires_at_ms,
-                phone.e164().as_bytes(),
-            ),
-            &[],
-        )?;
+        // The order is the crash-safety argument in the module docs. The
+        // cached session is the stored one, whose index key exists.
+        let bucket = expiry_bucket(session.expires_at_ms);
+        if cached.is_none_or(|previous| expiry_bucket(previous.expires_at_ms) != bucket) {
+            self.tree.insert(
+                expiry_key(SESSION_EXPIRY, bucket, phone.e164().as_bytes()),
+                &[],
+            )?;
+        }
         self.tree
             .insert(key, codec::encode(codec::SESSION_V1, &session))?;
         if let Some((message_sid, twiml)) = seen {
@@ -417,7 +428,7 @@ impl SessionStore {
             self.tree.insert(
                 expiry_key(
                     SESSION_EXPIRY,
-                    session.expires_at_ms,
+                    expiry_bucket(session.expires_at_ms),
                     session.phone.e164().as_bytes(),
                 ),
                 &[],
@@ -475,7 +486,7 @@ impl SessionStore {
         self.tree.remove(session_key(phone))?;
         self.tree.remove(expiry_key(
             SESSION_EXPIRY,
-            stored.expires_at_ms,
+            expiry_bucket(stored.expires_at_ms),
             phone.e164().as_bytes(),
         ))?;
         self.adjust_count(-1)?;
@@ -585,17 +596,32 @@ impl SessionStore {
     /// yielding between them so requests keep flowing.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         let mut report = SweepReport::default();
+        let now = self.clock.now_ms();
+        // Sessions due by now sit in buckets up to a minute later.
+        let end = expiry_key(SESSION_EXPIRY, now.saturating_add(EXPIRY_BUCKET_MS), &[]);
+        let mut cursor = vec![SESSION_EXPIRY];
         loop {
-            let due = self.due_keys(SESSION_EXPIRY)?;
-            for (n, key) in due.iter().enumerate() {
-                self.sweep_session_key(key, &mut report).await?;
+            let keys = self.keys_between(&cursor, &end)?;
+            for (n, key) in keys.iter().enumerate() {
+                self.sweep_session_key(key, now, &mut report).await?;
                 // Let requests run between small groups of removals.
                 if n % 32 == 31 {
                     tokio::task::yield_now().await;
                 }
             }
-            let seen_due = self.due_keys(SEEN_EXPIRY)?;
-            for key in &seen_due {
+            match keys.last() {
+                Some(last) if keys.len() == self.sweep_batch => {
+                    cursor = last.clone();
+                    cursor.push(0);
+                    tokio::task::yield_now().await;
+                }
+                _ => break,
+            }
+        }
+        let end = expiry_key(SEEN_EXPIRY, now.saturating_add(1), &[]);
+        loop {
+            let keys = self.keys_between(&[SEEN_EXPIRY], &end)?;
+            for key in &keys {
                 if let Some((_, sid)) = parse_expiry_key(key) {
                     let mut seen = Vec::with_capacity(1 + sid.len());
                     seen.push(SEEN);
@@ -605,7 +631,7 @@ impl SessionStore {
                 self.tree.remove(key.as_slice())?;
                 report.messages += 1;
             }
-            if due.len() < self.sweep_batch && seen_due.len() < self.sweep_batch {
+            if keys.len() < self.sweep_batch {
                 break;
             }
             tokio::task::yield_now().await;
@@ -619,11 +645,10 @@ impl SessionStore {
         Ok(report)
     }
 
-    /// Up to one batch of index keys in `space` that are due now.
-    fn due_keys(&self, space: u8) -> Result<Vec<Vec<u8>>, StoreError> {
-        let end = expiry_key(space, self.clock.now_ms().saturating_add(1), &[]);
+    /// Up to one batch of keys from `start` (inclusive) to `end` (exclusive).
+    fn keys_between(&self, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
         self.tree
-            .range(vec![space]..end)
+            .range(start.to_vec()..end.to_vec())
             .keys()
             .take(self.sweep_batch)
             .map(|key| Ok(key?.to_vec()))
@@ -633,34 +658,38 @@ impl SessionStore {
     async fn sweep_session_key(
         &self,
         key: &[u8],
+        now: u64,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let Some((expires_at_ms, id)) = parse_expiry_key(key) else {
-            self.tree.remove(key)?;
-            return Ok(());
-        };
-        let phone = std::str::from_utf8(id)
-            .ok()
-            .and_then(PhoneNumber::from_stored);
-        let Some(phone) = phone else {
+        let parsed = parse_expiry_key(key).and_then(|(bucket, id)| {
+            let phone = PhoneNumber::from_stored(std::str::from_utf8(id).ok()?)?;
+            Some((bucket, phone))
+        });
+        let Some((bucket, phone)) = parsed else {
             self.tree.remove(key)?;
             report.stale_keys += 1;
             return Ok(());
         };
         let _turn = self.lock(phone).await;
-        let stored = self.read_stored(&phone)?;
-        let expired = stored
-            .as_ref()
-            .is_some_and(|s| s.expires_at_ms == expires_at_ms);
-        if expired {
-            self.tree.remove(session_key(&phone))?;
-            self.adjust_count(-1)?;
-            self.evict(&phone).await;
-            report.sessions += 1;
-        } else {
-            report.stale_keys += 1;
+        match self.read_stored(&phone)? {
+            // Its own minute, and due: the session goes, then its index key.
+            Some(session)
+                if expiry_bucket(session.expires_at_ms) == bucket && session.is_expired(now) =>
+            {
+                self.tree.remove(session_key(&phone))?;
+                self.adjust_count(-1)?;
+                self.evict(&phone).await;
+                self.tree.remove(key)?;
+                report.sessions += 1;
+            }
+            // Its own minute, not due yet: the minute ends after now.
+            Some(session) if expiry_bucket(session.expires_at_ms) == bucket => {}
+            // The session moved to a later minute, or is gone.
+            _ => {
+                self.tree.remove(key)?;
+                report.stale_keys += 1;
+            }
         }
-        self.tree.remove(key)?;
         Ok(())
     }
 
