@@ -254,7 +254,16 @@ fn run_one(
                     },
                 )
                 .expect("roster builds");
-                tokio::spawn(app.run(listener, shutdown.clone()))
+                let sessions = Arc::clone(&app.state().sessions);
+                let run = app.run(listener, shutdown.clone());
+                tokio::spawn(async move {
+                    let result = run.await;
+                    let swept = sessions.stats().swept_sessions;
+                    if swept > 0 {
+                        eprintln!("\n  the sweeper removed {swept} sessions during the run");
+                    }
+                    result
+                })
             }
         };
         (addr, handle)

@@ -128,6 +128,11 @@ fn main() {
             session
         });
         store.import(all).await.unwrap();
+        // Closed as `roster serve` closes it; a crash would make the next
+        // open count the sessions once (reported by `--after-crash`).
+        if !std::env::args().any(|a| a == "--after-crash") {
+            store.close().await.unwrap();
+        }
         println!(
             "write:  {sessions} sessions in {:.1} s",
             started.elapsed().as_secs_f64()
