@@ -63,16 +63,7 @@ async fn serves_signed_requests_and_shuts_down_cleanly_on_sigterm() {
     let server = RosterProcess::start(command);
 
     let fields = whatsapp_form(MEMBER, "Find doctors in Bangalore", "SM0001");
-    let url = server.url("/whatsapp/webhook");
-    let signature = roster::twilio::SignatureVerifier::new(AUTH_TOKEN).sign(&url, &fields);
-    let response = reqwest::Client::new()
-        .post(&url)
-        .header("x-twilio-signature", signature)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode_form(&fields))
-        .send()
-        .await
-        .unwrap();
+    let response = server.post_signed(&fields).await;
     assert_eq!(response.status(), 200);
     assert!(messages(&response.text().await.unwrap())[0].contains("Asha Rao"));
 
@@ -86,4 +77,44 @@ async fn serves_signed_requests_and_shuts_down_cleanly_on_sigterm() {
         "message bodies never logged at info: {log}"
     );
     assert!(!log.contains(MEMBER), "numbers are masked: {log}");
+}
+
+#[test]
+fn a_data_dir_in_use_by_another_roster_fails_start_up_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = roster_command(dir.path());
+    first.args(["serve", "--dev"]);
+    let running = RosterProcess::start(first);
+    let mut second = roster_command(dir.path());
+    second.args(["serve", "--dev"]);
+    let (code, stderr) = run_to_end(second);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("locked by another running roster"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("stop that process"),
+        "says what to do: {stderr}"
+    );
+    running.terminate();
+}
+
+#[test]
+fn a_corrupt_data_dir_fails_start_up_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = roster_command(dir.path());
+    first.args(["serve", "--dev"]);
+    RosterProcess::start(first).terminate();
+    // Damage sled's configuration header.
+    std::fs::write(dir.path().join("state/conf"), b"not what sled wrote").unwrap();
+    let mut again = roster_command(dir.path());
+    again.args(["serve", "--dev"]);
+    let (code, stderr) = run_to_end(again);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("is corrupt"), "{stderr}");
+    assert!(
+        stderr.contains("roster import"),
+        "says what to do: {stderr}"
+    );
 }

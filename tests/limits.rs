@@ -320,18 +320,10 @@ async fn limits_from_legacy_env_survive_kill_9() {
             .env("RATE_LIMIT_MESSAGES_PER_HOUR", "5");
         RosterProcess::start(command)
     };
-    let client = reqwest::Client::new();
-    let verifier = roster::twilio::SignatureVerifier::new(AUTH_TOKEN);
-    let send = |server: &RosterProcess, n: usize| {
-        let url = server.url("/whatsapp/webhook");
+    async fn send(server: &RosterProcess, n: usize) -> String {
         let fields = whatsapp_form(MEMBER, "hi", &format!("SMlimit{n:026}"));
-        let request = client
-            .post(&url)
-            .header("x-twilio-signature", verifier.sign(&url, &fields))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encode_form(&fields));
-        async move { messages(&request.send().await.unwrap().text().await.unwrap()).join("") }
-    };
+        messages(&server.post_signed(&fields).await.text().await.unwrap()).join("")
+    }
     let server = start();
     for n in 0..5 {
         assert!(send(&server, n).await.contains("Hello"));

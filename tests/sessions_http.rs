@@ -313,21 +313,11 @@ async fn acknowledged_exchanges_survive_kill_9() {
         RosterProcess::start(command)
     };
     let client = reqwest::Client::new();
-    let verifier = roster::twilio::SignatureVerifier::new(AUTH_TOKEN);
     let server = start();
-    let url = server.url("/whatsapp/webhook");
     let sent = 40;
     for i in 0..sent {
         let fields = whatsapp_form(MEMBER, &format!("message {i}"), &format!("SMcrash{i:026}"));
-        let response = client
-            .post(&url)
-            .header("x-twilio-signature", verifier.sign(&url, &fields))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(encode_form(&fields))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(server.post_signed(&fields).await.status(), 200);
     }
     server.crash();
 
@@ -352,16 +342,21 @@ async fn acknowledged_exchanges_survive_kill_9() {
     assert_eq!(queries, expected);
     // The redelivery of an acknowledged message is still recognised.
     let fields = whatsapp_form(MEMBER, "message 0", &format!("SMcrash{:026}", 0));
-    let url = server.url("/whatsapp/webhook");
-    let response = client
-        .post(&url)
-        .header("x-twilio-signature", verifier.sign(&url, &fields))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(encode_form(&fields))
+    let response = server.post_signed(&fields).await;
+    assert_eq!(response.status(), 200);
+    let messages_after: Value = client
+        .get(server.url(&format!("/admin/sessions/{MEMBER}")))
+        .bearer_auth(ADMIN_TOKEN)
         .send()
         .await
+        .unwrap()
+        .json()
+        .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(
+        messages_after["messageCount"], sent,
+        "the redelivery counted nothing"
+    );
     let (status, _) = server.terminate();
     assert_eq!(status.code(), Some(0));
 }

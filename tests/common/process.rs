@@ -76,6 +76,21 @@ impl RosterProcess {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Posts a webhook form signed with the test auth token, as Twilio would.
+    pub async fn post_signed(&self, fields: &[(String, String)]) -> reqwest::Response {
+        let url = self.url("/whatsapp/webhook");
+        let signature =
+            roster::twilio::SignatureVerifier::new(super::AUTH_TOKEN).sign(&url, fields);
+        reqwest::Client::new()
+            .post(&url)
+            .header("x-twilio-signature", signature)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(super::encode_form(fields))
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// Sends SIGTERM and returns the exit status.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let pid = self.child.id().to_string();
