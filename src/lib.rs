@@ -2,36 +2,60 @@
 //! Twilio, in one self-contained binary.
 //!
 //! A member writes "Find doctors in Bangalore" to the organisation's WhatsApp
-//! number; Twilio POSTs the message to `/whatsapp/webhook`; Roster answers
-//! with TwiML listing matching members from the directory CSV.
+//! number; Twilio POSTs the message to `/whatsapp/webhook`; Roster checks
+//! that the sender is an active member, applies per-phone rate limits, loads
+//! the sender's conversation session, understands the message, searches the
+//! member directory, records the exchange and answers with TwiML. Follow-ups
+//! ("more", "2", "contact", "what about Chennai?") use the session.
 //!
 //! # One inbound message
 //!
 //! ```text
-//! POST /whatsapp/webhook ─▶ body limit, timeout          (server)
-//!   ├─ parse the form, keep every field        ─▶ 400    (twilio)
-//!   ├─ verify X-Twilio-Signature               ─▶ 403    (twilio::SignatureVerifier)
-//!   ├─ From → PhoneNumber (E.164)              ─▶ 400    (phone)
-//!   ├─ sender must be an active member         ─▶ polite refusal, once an hour (directory, limits)
-//!   ├─ understand the message, search          ─▶ reply text (assistant)
-//!   └─ render TwiML, split at 1,600 characters ─▶ 200 text/xml (twilio::twiml)
+//! POST /whatsapp/webhook ─▶ body limit, timeout                       (server)
+//!   ├─ parse the form, keep every field             ─▶ 400            (twilio)
+//!   ├─ verify X-Twilio-Signature                    ─▶ 403            (twilio::SignatureVerifier)
+//!   ├─ From → PhoneNumber (E.164)                   ─▶ 400            (phone)
+//!   ├─ the phone's turn: one message per phone at a time               (session::PhoneLocks)
+//!   ├─ same MessageSid seen before                  ─▶ the stored reply (session::SessionStore::seen)
+//!   ├─ sender must be an active member              ─▶ polite refusal, once an hour (directory, limits)
+//!   ├─ messages limit                               ─▶ "try again in N minutes", then silence (limits)
+//!   ├─ session = session_for(member)                (moka → sled; expired counts as absent)
+//!   ├─ understand the message, using the session    (assistant)
+//!   ├─ searches limit, only if a search really runs (limits)
+//!   ├─ answer: search, WhatsApp-formatted reply     (assistant)
+//!   ├─ record the exchange, save                    (durable before answering in strict mode)
+//!   └─ render TwiML, split at 1,600 characters      ─▶ 200 text/xml   (twilio::twiml)
 //! ```
 //!
 //! [`webhook::whatsapp_webhook`] is that list as code, one call per step.
+//!
+//! # State
+//!
+//! One sled database under `storage.data_dir`: the `sessions` tree (sessions,
+//! their per-minute expiry index, remembered replies; see [`session::store`]
+//! for the layout and why it writes single keys in a crash-safe order rather
+//! than batches) and the `limits` tree (governor GCRA state as absolute
+//! times; see [`limits`]). Every stored value starts with a format-version
+//! byte ([`session::codec`]). Background tasks (the group-commit flusher and
+//! the sweeper) stop on shutdown, after which everything is flushed.
 //!
 //! # Modules
 //!
 //! | module | owns |
 //! | --- | --- |
 //! | [`config`] | the [`config::Config`] type; loading `config.toml` + environment |
-//! | [`server`] | building the app and router, middleware, graceful shutdown |
-//! | [`twilio`] | the wire protocol: signature, inbound form, TwiML |
+//! | [`server`] | building the app and router, middleware, reload, graceful shutdown |
 //! | [`webhook`] | the flow above |
+//! | [`twilio`] | the wire protocol: signature, inbound form, TwiML |
 //! | [`phone`] | [`phone::PhoneNumber`]: parsing any writing into E.164; masking |
-//! | [`directory`] | members, loading the CSV, lookup by phone |
-//! | [`assistant`] | understanding a message and composing the reply |
-//! | [`limits`] | rate limits on governor's GCRA |
-//! | [`storage`] | opening the sled database |
+//! | [`directory`] | members, loading the CSV, lookup by phone, generated directories |
+//! | [`assistant`] | understanding a message, searching, composing the reply |
+//! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
+//! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
+//! | [`storage`] | opening the sled database with operator-facing errors |
+//! | [`admin`], [`metrics`] | the operator's views over HTTP |
+//! | [`backup`] | export and import as JSON lines |
+//! | [`client`], [`commands`], [`chat`] | the CLI's side: admin client, operator commands, the chat simulator |
 //! | [`clock`] | injected time |
 //! | [`shutdown`] | the stop signal shared by the server and its tasks |
 
