@@ -206,7 +206,7 @@ impl PhoneNumber {
         format!("whatsapp:{self}")
     }
 
-    /// Parses text that is exactly `+<digits>` as produced by [`Display`],
+    /// Parses text that is exactly `+<digits>` as produced by `Display`,
     /// without validation: for keys Roster wrote itself.
     pub fn from_stored(text: &str) -> Option<Self> {
         let digits = text.strip_prefix('+')?;

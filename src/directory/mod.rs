@@ -1,6 +1,6 @@
 //! The member directory: who may use Roster and whom they can find.
 //!
-//! Loaded once from the CSV (see [`load`]) into an immutable [`Directory`]:
+//! Loaded once from the CSV (see `load.rs`) into an immutable [`Directory`]:
 //! members in file order, an index by phone for the per-message membership
 //! check, and the filtered search the assistant runs.
 
