@@ -114,13 +114,7 @@ impl AppState {
                     rejected_rows = directory.rejected().len(),
                     "directory reloaded"
                 );
-                for rejection in directory.rejected() {
-                    tracing::warn!(
-                        line = rejection.line,
-                        "directory row rejected: {}",
-                        rejection.reason
-                    );
-                }
+                log_rejections(directory);
                 Ok(assistant)
             }
             Err(e) => {
@@ -210,13 +204,7 @@ impl App {
             signatures_verified = state.verifier.is_some(),
             "roster is ready"
         );
-        for rejection in directory.rejected() {
-            tracing::warn!(
-                line = rejection.line,
-                "directory row rejected: {}",
-                rejection.reason
-            );
-        }
+        log_rejections(directory);
         if state.verifier.is_none() {
             tracing::warn!(
                 "DEV MODE: Twilio signatures are NOT verified; anyone who can reach {bind} can use the assistant"
@@ -268,6 +256,17 @@ impl App {
         state.sessions.close().await?;
         tracing::info!("state flushed; bye");
         served.map_err(Into::into)
+    }
+}
+
+/// One warning per directory row that was not loaded, with its line.
+fn log_rejections(directory: &Directory) {
+    for rejection in directory.rejected() {
+        tracing::warn!(
+            line = rejection.line,
+            "directory row rejected: {}",
+            rejection.reason
+        );
     }
 }
 

@@ -111,13 +111,7 @@ impl Assistant {
         let Some(listing) = listing else {
             return Answer::plain(reply::no_list("details"));
         };
-        let continued = |text: String, ids: Vec<String>| Answer {
-            text,
-            result_count: listing.total as usize,
-            shown_ids: ids,
-            page: listing.page,
-            entities: listing.entities.clone(),
-        };
+        let continued = |text: String, ids: Vec<String>| Answer::continuing(listing, text, ids);
         if listing.ids.is_empty() {
             return continued(reply::empty_list(), Vec::new());
         }
@@ -139,13 +133,7 @@ impl Assistant {
         let Some(listing) = listing else {
             return Answer::plain(reply::no_list("contacts"));
         };
-        let continued = |text: String, ids: Vec<String>| Answer {
-            text,
-            result_count: listing.total as usize,
-            shown_ids: ids,
-            page: listing.page,
-            entities: listing.entities.clone(),
-        };
+        let continued = |text: String, ids: Vec<String>| Answer::continuing(listing, text, ids);
         let ids: Vec<String> = match target {
             ContactTarget::Shown => listing.ids.clone(),
             ContactTarget::Member(id) => vec![id.clone()],
@@ -237,5 +225,19 @@ fn pick(ids: &[String], position: Position) -> Option<&String> {
     match position {
         Position::Last => ids.last(),
         Position::Nth(n) => (n as usize).checked_sub(1).and_then(|i| ids.get(i)),
+    }
+}
+
+impl Answer {
+    /// A reply about the list already shown: it stays the context, so the
+    /// next "more" or number still refers to it.
+    fn continuing(listing: &Listing, text: String, shown_ids: Vec<String>) -> Answer {
+        Answer {
+            text,
+            result_count: listing.total as usize,
+            shown_ids,
+            page: listing.page,
+            entities: listing.entities.clone(),
+        }
     }
 }
