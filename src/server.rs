@@ -298,18 +298,21 @@ pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
             addr: bind,
             reason: e.to_string(),
         })?;
-    app.log_summary(listener.local_addr().unwrap_or(bind));
-    tokio::spawn(reload_on_sighup(app.state.clone()));
+    let local_addr = listener.local_addr().unwrap_or(bind);
     let (trigger, shutdown) = ShutdownTrigger::new();
+    let stop_signals = crate::shutdown::StopSignals::listen()?;
     tokio::spawn(async move {
-        crate::shutdown::os_signal().await;
+        stop_signals.recv().await;
         trigger.fire();
     });
+    reload_on_sighup(app.state.clone());
+    app.log_summary(local_addr);
     app.run(listener, shutdown).await
 }
 
-/// SIGHUP reloads the directory, as daemons conventionally do.
-async fn reload_on_sighup(state: AppState) {
+/// SIGHUP reloads the directory, as daemons conventionally do. The listener
+/// is installed before this returns, so a SIGHUP never kills the process.
+fn reload_on_sighup(state: AppState) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -317,10 +320,12 @@ async fn reload_on_sighup(state: AppState) {
             tracing::warn!("cannot listen for SIGHUP; reload with POST /admin/directory/reload");
             return;
         };
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP received: reloading the directory");
-            let _ = state.reload_directory().await;
-        }
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading the directory");
+                let _ = state.reload_directory().await;
+            }
+        });
     }
     #[cfg(not(unix))]
     let _ = state;

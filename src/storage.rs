@@ -41,13 +41,28 @@ pub fn open(config: &StorageConfig) -> Result<sled::Db, StorageError> {
             reason: e.to_string(),
         });
     }
-    sled::Config::new()
+    let sled_config = sled::Config::new()
         .path(&path)
         .cache_capacity(config.cache_bytes)
-        .flush_every_ms(Some(duration_ms(config.flush_every)))
-        .open()
-        .map_err(|e| classify(&path, e))
+        .flush_every_ms(Some(duration_ms(config.flush_every)));
+    // A database closed a moment ago (a restart in the same process, or a
+    // previous roster still exiting) releases its lock when sled's own
+    // threads let go; wait briefly before calling the data dir locked.
+    let mut attempts = 0;
+    loop {
+        match sled_config.open().map_err(|e| classify(&path, e)) {
+            Err(StorageError::Locked(_)) if attempts < LOCK_RETRIES => {
+                attempts += 1;
+                std::thread::sleep(LOCK_RETRY_PAUSE);
+            }
+            result => return result,
+        }
+    }
 }
+
+/// How long, in all, opening waits for a lock that is being released.
+const LOCK_RETRIES: u32 = 20;
+const LOCK_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn classify(path: &Path, error: sled::Error) -> StorageError {
     let path = path.to_owned();

@@ -16,6 +16,15 @@ use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "admin-secret";
 
+/// The data dir's database, as `roster serve` opens it.
+fn open_db(path: &std::path::Path) -> sled::Db {
+    let config = roster::config::StorageConfig {
+        data_dir: path.to_owned(),
+        ..Default::default()
+    };
+    roster::storage::open(&config).expect("the data dir opens")
+}
+
 fn phone(text: &str) -> PhoneNumber {
     PhoneNumber::parse(text, Region::default()).unwrap()
 }
@@ -122,7 +131,7 @@ async fn a_hundred_simultaneous_messages_let_exactly_the_quota_through() {
 #[tokio::test]
 async fn check_and_consume_are_atomic_across_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = open_db(dir.path());
     let clock = ManualClock::starting_now();
     let limits = Arc::new(Limits::open(&db, &LimitsConfig::default(), clock).unwrap());
     let member = phone(MEMBER);
@@ -146,7 +155,7 @@ async fn spent_quotas_survive_reopening_the_store() {
     let clock = ManualClock::starting_now();
     let member = phone(MEMBER);
     {
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = open_db(dir.path());
         let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
         for _ in 0..50 {
             assert_eq!(limits.messages.check(&member), Verdict::Allowed);
@@ -157,7 +166,7 @@ async fn spent_quotas_survive_reopening_the_store() {
         db.flush().unwrap();
     }
     clock.advance(Duration::from_secs(10));
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = open_db(dir.path());
     let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
     match limits.messages.check(&member) {
         Verdict::Refused { wait, notify } => {
@@ -185,7 +194,7 @@ async fn a_clock_going_backwards_grants_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
     let member = phone(MEMBER);
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = open_db(dir.path());
     let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
     for _ in 0..50 {
         assert_eq!(limits.messages.check(&member), Verdict::Allowed);
@@ -199,7 +208,7 @@ async fn a_clock_going_backwards_grants_nothing() {
     db.flush().unwrap();
     drop(db);
     // Restarted with the wall clock still three hours behind.
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = open_db(dir.path());
     let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
     assert!(
         matches!(limits.messages.check(&member), Verdict::Refused { .. }),
@@ -212,7 +221,7 @@ async fn a_clock_going_backwards_grants_nothing() {
 async fn peeking_spends_nothing_and_idle_state_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = open_db(dir.path());
     let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
     let member = phone(MEMBER);
     assert_eq!(limits.view(&member).messages.remaining, 50);
