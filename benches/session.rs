@@ -47,7 +47,8 @@ fn setup(runtime: &tokio::runtime::Runtime, durability: Durability) -> Bench {
 async fn one_message(store: &SessionStore, directory: &Directory, i: usize) {
     let member = &directory.members()[i % directory.len()];
     let _turn = store.lock(member.phone).await;
-    let mut session = store.session_for(member).await.unwrap();
+    let stored = store.load_in_turn(&member.phone).await.unwrap();
+    let mut session = store.session_for(member, stored.as_deref());
     let entry = Entry {
         query: "Find doctors in Bangalore".to_owned(),
         timestamp_ms: SystemClock.now_ms(),
@@ -64,7 +65,7 @@ async fn one_message(store: &SessionStore, directory: &Directory, i: usize) {
     session.record(entry, true, store.max_history(), store.ttl_ms());
     let sid = format!("SM{i:032}");
     store
-        .save(session, Some((&sid, "<Response/>")))
+        .save(session, stored.as_deref(), Some((&sid, "<Response/>")))
         .await
         .unwrap();
 }

@@ -16,10 +16,11 @@
 //!   ├─ verify X-Twilio-Signature                    ─▶ 403            (twilio::SignatureVerifier)
 //!   ├─ From → PhoneNumber (E.164)                   ─▶ 400            (phone)
 //!   ├─ the phone's turn: one message per phone at a time               (session::PhoneLocks)
+//!   ├─ stored = the sender's live session           (moka → sled; expired counts as absent)
 //!   ├─ same MessageSid seen before                  ─▶ the stored reply (session::SessionStore::seen)
 //!   ├─ sender must be an active member              ─▶ polite refusal, once an hour (directory, limits)
 //!   ├─ messages limit                               ─▶ "try again in N minutes", then silence (limits)
-//!   ├─ session = session_for(member)                (moka → sled; expired counts as absent)
+//!   ├─ session = stored, or a new one for the member
 //!   ├─ understand the message, using the session    (assistant)
 //!   ├─ searches limit, only if a search really runs (limits)
 //!   ├─ answer: search, WhatsApp-formatted reply     (assistant)

@@ -136,7 +136,8 @@ async fn handle_message(
     verify_signature(app, uri, headers, &fields)?;
     let inbound = Inbound::from_form(&fields, app.config.directory.default_region)?;
     let _turn = app.sessions.lock(inbound.from).await;
-    if let Some(twiml) = remembered_reply(app, &inbound).await? {
+    let stored = app.sessions.load_in_turn(&inbound.from).await?;
+    if let Some(twiml) = remembered_reply(app, &inbound, stored.as_deref())? {
         return Ok(Handled::new(Outcome::Duplicate, &inbound, twiml));
     }
     let assistant = app.assistant();
@@ -152,7 +153,7 @@ async fn handle_message(
             reply.to_twiml(),
         ));
     }
-    let mut session = app.sessions.session_for(member).await?;
+    let mut session = app.sessions.session_for(member, stored.as_deref());
     let understanding = assistant.understand(&inbound.body, &session, member);
     tracing::debug!(intent = understanding.intent.as_str(), body = %inbound.body, "understood");
     if understanding.runs_search()
@@ -172,7 +173,7 @@ async fn handle_message(
         .message_sid
         .as_deref()
         .map(|sid| (sid, twiml.as_str()));
-    app.sessions.save(session, sent).await?;
+    app.sessions.save(session, stored.as_deref(), sent).await?;
     Ok(Handled::new(Outcome::Answered, &inbound, twiml))
 }
 
@@ -187,9 +188,13 @@ impl Handled {
 }
 
 /// The reply already sent for this MessageSid, when Twilio delivers it again.
-async fn remembered_reply(app: &AppState, inbound: &Inbound) -> Result<Option<String>, StoreError> {
+fn remembered_reply(
+    app: &AppState,
+    inbound: &Inbound,
+    stored: Option<&Session>,
+) -> Result<Option<String>, StoreError> {
     match &inbound.message_sid {
-        Some(sid) => app.sessions.seen(sid, &inbound.from).await,
+        Some(sid) => app.sessions.seen(sid, stored),
         None => Ok(None),
     }
 }

@@ -213,7 +213,8 @@ pub struct EntryView {
 /// The old service's operations, each taking the phone's turn itself.
 ///
 /// The webhook instead holds the turn across its whole flow and calls
-/// [`SessionStore::session_for`] and [`SessionStore::save`] directly.
+/// [`SessionStore::load_in_turn`], [`SessionStore::session_for`] and
+/// [`SessionStore::save`] directly.
 impl SessionStore {
     /// The member's live session, created and saved if there is none.
     pub async fn get_or_create(&self, member: &Member) -> Result<Session, StoreError> {
@@ -221,8 +222,8 @@ impl SessionStore {
         if let Some(session) = self.load_in_turn(&member.phone).await? {
             return Ok(Session::clone(&session));
         }
-        let session = self.session_for(member).await?;
-        self.save(session.clone(), None).await?;
+        let session = self.session_for(member, None);
+        self.save(session.clone(), None, None).await?;
         Ok(session)
     }
 
@@ -233,12 +234,13 @@ impl SessionStore {
         change: impl FnOnce(&mut Session),
     ) -> Result<Option<Session>, StoreError> {
         let _turn = self.lock(*phone).await;
-        let Some(mut session) = self.load_in_turn(phone).await?.map(|s| Session::clone(&s)) else {
+        let Some(stored) = self.load_in_turn(phone).await? else {
             return Ok(None);
         };
+        let mut session = Session::clone(&stored);
         change(&mut session);
         session.touch(self.now_ms(), self.ttl_ms());
-        self.save(session.clone(), None).await?;
+        self.save(session.clone(), Some(&stored), None).await?;
         Ok(Some(session))
     }
 

@@ -355,35 +355,37 @@ impl SessionStore {
         Ok(self.load_in_turn(phone).await?.map(|s| Session::clone(&s)))
     }
 
-    /// The member's live session, or a new one (not yet saved); the caller
-    /// holds the member's turn.
-    pub async fn session_for(&self, member: &Member) -> Result<Session, StoreError> {
-        match self.load_in_turn(&member.phone).await? {
-            Some(session) => Ok(Session::clone(&session)),
-            None => Ok(Session::new(member, self.clock.now_ms(), self.ttl_ms)),
+    /// What the webhook works on: the `stored` live session (from
+    /// [`SessionStore::load_in_turn`]), or a new one for `member`.
+    pub fn session_for(&self, member: &Member, stored: Option<&Session>) -> Session {
+        match stored {
+            Some(session) => session.clone(),
+            None => Session::new(member, self.clock.now_ms(), self.ttl_ms),
         }
     }
 
-    /// Saves `session` and, for a webhook, the reply sent for its MessageSid,
-    /// in one atomic write; in strict mode, returns once both are on disk.
+    /// Saves `session` and, for a webhook, the reply sent for its MessageSid;
+    /// `stored` is the session as loaded in this turn (None if it was new).
+    /// In strict mode, returns once everything is on disk.
     pub async fn save(
         &self,
         mut session: Session,
+        stored: Option<&Session>,
         seen: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let phone = session.phone;
         let now = self.clock.now_ms();
         let key = session_key(&phone);
-        let cached = self.cache.get(&phone).await;
-        let existed = cached.is_some() || self.tree.contains_key(&key)?;
+        // An expired session may still be on disk until swept.
+        let existed = stored.is_some() || self.tree.contains_key(&key)?;
         session.last_reply = seen.map(|(message_sid, twiml)| SentReply {
             message_sid: message_sid.to_owned(),
             twiml: twiml.to_owned(),
         });
         // The order is the crash-safety argument in the module docs. The
-        // cached session is the stored one, whose index key exists.
+        // stored session's index key exists already.
         let bucket = expiry_bucket(session.expires_at_ms);
-        if cached.is_none_or(|previous| expiry_bucket(previous.expires_at_ms) != bucket) {
+        if stored.is_none_or(|previous| expiry_bucket(previous.expires_at_ms) != bucket) {
             self.tree.insert(
                 expiry_key(SESSION_EXPIRY, bucket, phone.e164().as_bytes()),
                 &[],
@@ -499,27 +501,22 @@ impl SessionStore {
         self.cache.invalidate(phone).await;
     }
 
-    /// The reply already sent for `message_sid` from `phone`, if it is
-    /// remembered: the duplicate record, or the session's latest reply.
-    pub async fn seen(
+    /// The reply already sent for `message_sid`, if it is remembered: its
+    /// duplicate record, or the latest reply of `stored`, the sender's live
+    /// session (covering a crash between the two writes of an exchange).
+    pub fn seen(
         &self,
         message_sid: &str,
-        phone: &PhoneNumber,
+        stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
         if let Some(bytes) = self.tree.get(seen_key(message_sid))? {
             let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, &bytes)?;
-            if reply.expires_at_ms > self.clock.now_ms() {
-                return Ok(Some(reply.twiml));
-            }
-            return Ok(None);
+            return Ok(Some(reply.twiml).filter(|_| reply.expires_at_ms > self.clock.now_ms()));
         }
-        Ok(self.load_in_turn(phone).await?.and_then(|session| {
-            session
-                .last_reply
-                .as_ref()
-                .filter(|last| last.message_sid == message_sid)
-                .map(|last| last.twiml.clone())
-        }))
+        Ok(stored
+            .and_then(|session| session.last_reply.as_ref())
+            .filter(|last| last.message_sid == message_sid)
+            .map(|last| last.twiml.clone()))
     }
 
     /// Removes a duplicate record only, as a crash between the two writes
