@@ -12,9 +12,6 @@ use roster::clock::ManualClock;
 use roster::config::LimitsConfig;
 use roster::limits::{Limits, Verdict};
 use roster::phone::{PhoneNumber, Region};
-use serde_json::Value;
-
-const ADMIN_TOKEN: &str = "admin-secret";
 
 /// The data dir's database, as `roster serve` opens it.
 fn open_db(path: &std::path::Path) -> sled::Db {
@@ -280,32 +277,16 @@ async fn quotas_and_bursts_come_from_configuration() {
 
 #[tokio::test]
 async fn the_admin_api_shows_what_is_left() {
-    let app = spawn_app_with(|c| c.admin.token = ADMIN_TOKEN.to_owned()).await;
+    let app = spawn_admin_app().await;
     reply(&app, MEMBER, "doctors in Bengaluru").await;
     reply(&app, MEMBER, "hi").await;
-    let get = |path: String| {
-        let request = app.client.get(app.url(&path)).bearer_auth(ADMIN_TOKEN);
-        async move { request.send().await.unwrap() }
-    };
-    let limits: Value = get(format!("/admin/limits/{MEMBER}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let limits = app.admin_json(&format!("/admin/limits/{MEMBER}")).await;
     assert_eq!(limits["limits"]["messages"]["remaining"], 48);
     assert_eq!(limits["limits"]["messages"]["limit"], 50);
     assert_eq!(limits["limits"]["searches"]["remaining"], 29);
-    let again: Value = get(format!("/admin/limits/{MEMBER}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let again = app.admin_json(&format!("/admin/limits/{MEMBER}")).await;
     assert_eq!(again, limits, "looking spends nothing");
-    let session: Value = get(format!("/admin/sessions/{MEMBER}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let session = app.admin_json(&format!("/admin/sessions/{MEMBER}")).await;
     assert_eq!(session["stats"]["limits"]["searches"]["remaining"], 29);
     let unauthorised = app
         .client

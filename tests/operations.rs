@@ -12,8 +12,6 @@ use common::process::{RosterProcess, roster_command};
 use common::*;
 use serde_json::Value;
 
-const ADMIN_TOKEN: &str = "ops-admin-token";
-
 /// A `roster` CLI command aimed at `app`, with the test's tokens.
 fn cli(app: &TestApp, args: &[&str]) -> Command {
     let mut command = roster_command(app.dir.path());
@@ -34,13 +32,9 @@ fn output(mut command: Command) -> (i32, String, String) {
     )
 }
 
-async fn spawn_ops_app() -> TestApp {
-    spawn_app_with(|c| c.admin.token = ADMIN_TOKEN.to_owned()).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_prints_the_reply_and_fails_on_http_errors() {
-    let app = spawn_ops_app().await;
+    let app = spawn_admin_app().await;
     let (code, stdout, stderr) = output(cli(
         &app,
         &["send", "--as", MEMBER, "Find doctors in Bangalore"],
@@ -89,7 +83,7 @@ fn run_with_stdin(mut command: Command, input: &str) -> (i32, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_repl_reads_piped_lines_and_its_commands() {
-    let app = spawn_ops_app().await;
+    let app = spawn_admin_app().await;
     let script = format!(
         "hi\n/as {ASHA}\nFind doctors in Chennai\n/reset\n/as nonsense\n/quit\nnever sent\n"
     );
@@ -103,24 +97,9 @@ async fn the_chat_repl_reads_piped_lines_and_its_commands() {
     assert!(stdout.contains("Meera Nair"), "{stdout}");
     assert!(stdout.contains("session dropped"), "{stdout}");
     assert!(stdout.contains("not a"), "a bad /as is explained: {stdout}");
-    let asha = app
-        .client
-        .get(app.url(&format!("/admin/sessions/{ASHA}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let asha = app.admin_get(&format!("/admin/sessions/{ASHA}")).await;
     assert_eq!(asha.status(), 404, "/reset dropped Asha's session");
-    let sanjay: Value = app
-        .client
-        .get(app.url(&format!("/admin/sessions/{MEMBER}")))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let sanjay = app.admin_json(&format!("/admin/sessions/{MEMBER}")).await;
     assert_eq!(sanjay["messageCount"], 1, "nothing after /quit was sent");
     app.stop().await;
 }
@@ -145,7 +124,7 @@ fn chat_local_needs_nothing_else_running() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_cli_shows_lists_and_deletes() {
-    let app = spawn_ops_app().await;
+    let app = spawn_admin_app().await;
     app.send(MEMBER, "Find doctors in Bangalore").await;
     app.send(ASHA, "hi").await;
 
@@ -197,7 +176,7 @@ async fn the_admin_cli_shows_lists_and_deletes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_server_the_cli_reads_the_data_dir_or_says_it_is_locked() {
-    let app = spawn_ops_app().await;
+    let app = spawn_admin_app().await;
     app.send(MEMBER, "hi").await;
     let url = app.url("");
     let dir = app.stop().await;
@@ -356,13 +335,7 @@ async fn metrics_can_require_the_admin_token() {
     .await;
     let anonymous = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    let authorised = app
-        .client
-        .get(app.url("/metrics"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let authorised = app.admin_get("/metrics").await;
     assert_eq!(authorised.status(), 200);
     app.stop().await;
 }
@@ -490,19 +463,15 @@ async fn sighup_reloads_the_directory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_then_import_restores_the_same_sessions_and_limits() {
-    let app = spawn_ops_app().await;
+    let app = spawn_admin_app().await;
     app.send(MEMBER, "Find doctors in Bangalore").await;
     app.send(MEMBER, "thanks").await;
     app.send(ASHA, "lawyers in Mumbai").await;
-    let admin = |app: &TestApp, path: String| {
-        let request = app.client.get(app.url(&path)).bearer_auth(ADMIN_TOKEN);
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
     let sessions_before = [
-        admin(&app, format!("/admin/sessions/{MEMBER}")).await,
-        admin(&app, format!("/admin/sessions/{ASHA}")).await,
+        app.admin_json(&format!("/admin/sessions/{MEMBER}")).await,
+        app.admin_json(&format!("/admin/sessions/{ASHA}")).await,
     ];
-    let limits_before = admin(&app, format!("/admin/limits/{MEMBER}")).await;
+    let limits_before = app.admin_json(&format!("/admin/limits/{MEMBER}")).await;
 
     let export = app.dir.path().join("backup.jsonl");
     let (code, _, stderr) = output(cli(&app, &["export", "--out", export.to_str().unwrap()]));
@@ -541,12 +510,16 @@ async fn export_then_import_restores_the_same_sessions_and_limits() {
     ));
     for before in &sessions_before {
         let phone = before["phoneNumber"].as_str().unwrap();
-        let after = admin(&restored, format!("/admin/sessions/{phone}")).await;
+        let after = restored
+            .admin_json(&format!("/admin/sessions/{phone}"))
+            .await;
         assert_eq!(after["conversationHistory"], before["conversationHistory"]);
         assert_eq!(after["messageCount"], before["messageCount"]);
         assert_eq!(after["createdAt"], before["createdAt"]);
     }
-    let limits_after = admin(&restored, format!("/admin/limits/{MEMBER}")).await;
+    let limits_after = restored
+        .admin_json(&format!("/admin/limits/{MEMBER}"))
+        .await;
     assert_eq!(
         limits_after["limits"]["messages"]["remaining"],
         limits_before["limits"]["messages"]["remaining"]

@@ -24,6 +24,8 @@ pub const ASHA: &str = "+919845000001";
 pub const INACTIVE: &str = "+919845000005";
 /// Not in the directory.
 pub const STRANGER: &str = "+919900000099";
+/// The admin token of apps from [`spawn_admin_app`] and of the CLI tests.
+pub const ADMIN_TOKEN: &str = "test-admin-token";
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -56,6 +58,21 @@ pub struct TestApp {
 /// Starts the app with the test configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
+}
+
+/// Starts the app with the admin API on ([`ADMIN_TOKEN`]).
+pub async fn spawn_admin_app() -> TestApp {
+    spawn_app_with(|c| c.admin.token = ADMIN_TOKEN.to_owned()).await
+}
+
+/// The `phoneNumber`s of a page from `GET /admin/sessions`.
+pub fn listed_phones(page: &serde_json::Value) -> Vec<String> {
+    page["sessions"]
+        .as_array()
+        .expect("a sessions array")
+        .iter()
+        .map(|s| s["phoneNumber"].as_str().expect("a phone").to_owned())
+        .collect()
 }
 
 /// Starts the app after `tweak` has adjusted the test configuration.
@@ -132,6 +149,21 @@ impl TestApp {
     /// The URL Twilio would sign when calling this server directly.
     pub fn webhook_url(&self) -> String {
         self.url("/whatsapp/webhook")
+    }
+
+    /// `GET path` on the admin API with [`ADMIN_TOKEN`].
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The JSON answer of [`TestApp::admin_get`].
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.admin_get(path).await.json().await.expect("JSON")
     }
 
     pub fn sign(&self, url: &str, fields: &[(String, String)]) -> String {

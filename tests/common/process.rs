@@ -76,6 +76,19 @@ impl RosterProcess {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET path` on the admin API with the tests' admin token, as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(super::ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
     /// Posts a webhook form signed with the test auth token, as Twilio would.
     pub async fn post_signed(&self, fields: &[(String, String)]) -> reqwest::Response {
         let url = self.url("/whatsapp/webhook");
