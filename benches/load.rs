@@ -16,6 +16,8 @@
 //! Server and clients run on separate tokio runtimes; CPU time per message
 //! is the server threads' CPU (from /proc) divided by requests answered.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,15 +47,6 @@ struct Settings {
     seconds: u64,
     rounds: usize,
     sweep: usize,
-}
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -110,11 +103,11 @@ fn main() {
         return;
     }
     let settings = Settings {
-        members: arg("--members", 10_000) as usize,
-        clients: arg("--clients", 32) as usize,
-        seconds: arg("--seconds", 10),
-        rounds: arg("--rounds", 2) as usize,
-        sweep: arg("--sweep", 0) as usize,
+        members: support::arg("--members", 10_000),
+        clients: support::arg("--clients", 32),
+        seconds: support::arg("--seconds", 10),
+        rounds: support::arg("--rounds", 2),
+        sweep: support::arg("--sweep", 0),
     };
     println!(
         "load: {} members, {} keep-alive clients, {} s per run, {} rounds{}",
@@ -162,7 +155,8 @@ fn main() {
         plan.push((0, Target::Relaxed));
         plan.push((0, Target::RelaxedSweep));
     }
-    if let Some(name) = only() {
+    // `--only relaxed` (or ceiling, strict, hot, sweep) runs just that target.
+    if let Some(name) = support::text_arg("--only") {
         plan.retain(|(_, target)| {
             target.name().starts_with(&name) && (name != "relaxed" || *target == Target::Relaxed)
         });
@@ -191,15 +185,6 @@ fn main() {
         let _ = std::fs::remove_dir_all(&run_dir);
     }
     print_table(&results);
-}
-
-/// `--only relaxed` (or ceiling, strict, hot, sweep) runs just that target.
-fn only() -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -5,6 +5,8 @@
 //!
 //! `cargo bench --bench scale -- [--sessions N] [--touch N] [--sweep N]`
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,14 +17,7 @@ use roster::directory::{Directory, synthetic};
 use roster::phone::Region;
 use roster::session::{Entry, Session, SessionStore};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
+use support::arg;
 
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
