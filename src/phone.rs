@@ -210,8 +210,13 @@ impl PhoneNumber {
     /// without validation: for keys Roster wrote itself.
     pub fn from_stored(text: &str) -> Option<Self> {
         let digits = text.strip_prefix('+')?;
-        if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.is_empty() || digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
+        }
+        // Every session read decodes its phone: skip the metadata lookup
+        // (which allocates) for numbers seen before.
+        if let Some(known) = digits.parse().ok().and_then(|value| KNOWN_VALID.get(value)) {
+            return Some(known);
         }
         let country_code_len = country_code_len_of(digits)?;
         Self::from_digits(digits, country_code_len)

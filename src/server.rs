@@ -222,12 +222,20 @@ impl App {
         let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();
         let flusher = tokio::spawn(Arc::clone(&state.sessions).run_flusher(tasks_shutdown.clone()));
         let limits = Arc::clone(&state.limits);
+        let sweeps = std::sync::atomic::AtomicU64::new(0);
         let sweeper = tokio::spawn(sweeper::run(
             Arc::clone(&state.sessions),
             state.config.session.sweep_interval,
             Arc::new(move || {
-                let forgotten = limits.forget_idle();
-                tracing::debug!(forgotten, "rate-limit state of idle phones dropped");
+                // Buckets refill over an hour: scanning for idle ones every
+                // tenth sweep (5 minutes by default) is often enough.
+                if sweeps
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    .is_multiple_of(10)
+                {
+                    let forgotten = limits.forget_idle();
+                    tracing::debug!(forgotten, "rate-limit state of idle phones dropped");
+                }
             }),
             tasks_shutdown,
         ));
