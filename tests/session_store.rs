@@ -370,7 +370,97 @@ async fn remembered_replies_expire_after_the_dedupe_ttl() {
     assert_eq!(h.seen("SM2", &phone).await, None);
     h.clock.advance(Duration::from_secs(24 * 3600));
     assert_eq!(h.seen("SM1", &phone).await, None, "expired");
+    // Replies leave the disk a window (one TTL) at a time, once every reply
+    // of their window has expired.
+    assert_eq!(h.store.sweep().await.unwrap().messages, 0);
+    h.clock.advance(Duration::from_secs(24 * 3600 + 60));
     assert_eq!(h.store.sweep().await.unwrap().messages, 1);
+    assert_eq!(h.seen("SM1", &phone).await, None);
+}
+
+#[tokio::test]
+async fn remembered_replies_survive_a_reopen_and_a_new_window() {
+    let mut h = Harness::new();
+    let member = h.member(0).clone();
+    let phone = member.phone;
+    let session = h.store.session_for(&member, None);
+    h.store
+        .save(
+            session,
+            None,
+            Some(("SMearly", "<Response>early</Response>")),
+        )
+        .await
+        .unwrap();
+    // Far enough on to be in the next window, still inside the TTL.
+    h.clock.advance(Duration::from_secs(23 * 3600));
+    let session = h.store.session_for(&member, None);
+    h.store
+        .save(session, None, Some(("SMlate", "<Response>late</Response>")))
+        .await
+        .unwrap();
+    h.store.close().await.unwrap();
+    h.reopen();
+    assert_eq!(
+        h.seen("SMearly", &phone).await.as_deref(),
+        Some("<Response>early</Response>")
+    );
+    assert_eq!(
+        h.seen("SMlate", &phone).await.as_deref(),
+        Some("<Response>late</Response>")
+    );
+    h.clock.advance(Duration::from_secs(2 * 3600));
+    assert_eq!(
+        h.seen("SMearly", &phone).await,
+        None,
+        "24 h after it was sent"
+    );
+    assert!(h.seen("SMlate", &phone).await.is_some());
+}
+
+#[tokio::test]
+async fn replies_kept_in_the_old_layout_are_moved_on_open() {
+    use roster::session::codec;
+    use roster::session::replies::SeenReply;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let now = 1_700_000_000_000u64;
+    let clock = ManualClock::new(now);
+    {
+        let db = roster::storage::open(&config.storage).unwrap();
+        let tree = db.open_tree("sessions").unwrap();
+        for (sid, expires_at_ms) in [("SMlive", now + 3_600_000), ("SMgone", now - 1)] {
+            let reply = SeenReply {
+                twiml: format!("<Response>{sid}</Response>"),
+                expires_at_ms,
+            };
+            tree.insert(
+                [b"m".as_slice(), sid.as_bytes()].concat(),
+                codec::encode(codec::SEEN_V1, &reply),
+            )
+            .unwrap();
+            let index = [
+                b"x".as_slice(),
+                &expires_at_ms.to_be_bytes(),
+                sid.as_bytes(),
+            ]
+            .concat();
+            tree.insert(index, &[]).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let store = open(&config, &clock);
+    assert_eq!(
+        store.seen("SMlive", None).unwrap().as_deref(),
+        Some("<Response>SMlive</Response>")
+    );
+    assert_eq!(store.seen("SMgone", None).unwrap(), None);
+    store.close().await.unwrap();
+    drop(store);
+    let db = roster::storage::open(&config.storage).unwrap();
+    let tree = db.open_tree("sessions").unwrap();
+    assert_eq!(tree.scan_prefix(b"m").count(), 0, "old records removed");
+    assert_eq!(tree.scan_prefix(b"x").count(), 0, "old index removed");
 }
 
 #[tokio::test]

@@ -15,8 +15,11 @@
 
 pub mod codec;
 mod locks;
+pub mod replies;
 pub mod store;
 pub mod sweeper;
+
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -51,8 +54,10 @@ pub struct Session {
     pub member_id: String,
     pub member_name: String,
     pub role: MemberRole,
-    /// The last `session.max_history` exchanges, oldest first.
-    pub history: Vec<Entry>,
+    /// The last `session.max_history` exchanges, oldest first. An exchange
+    /// never changes once recorded, so it is shared: cloning a session for
+    /// the next message copies ten pointers, not ten exchanges.
+    pub history: Vec<Arc<Entry>>,
     pub created_at_ms: u64,
     pub last_activity_ms: u64,
     /// `last_activity_ms + ttl`: absent from then on.
@@ -102,7 +107,7 @@ impl Session {
 
     /// Appends an exchange, keeping the newest `max_history`.
     pub fn push_entry(&mut self, entry: Entry, max_history: usize) {
-        self.history.push(entry);
+        self.history.push(Arc::new(entry));
         if self.history.len() > max_history {
             let excess = self.history.len() - max_history;
             self.history.drain(..excess);
@@ -123,7 +128,11 @@ impl Session {
     /// The latest exchange that listed results (a search, a refined search
     /// or another page of one): what "more", "2" and "contact" refer to.
     pub fn last_search(&self) -> Option<&Entry> {
-        self.history.iter().rev().find(|e| e.intent.lists_results())
+        self.history
+            .iter()
+            .map(Arc::as_ref)
+            .rev()
+            .find(|e| e.intent.lists_results())
     }
 
     pub fn stats(&self, now_ms: u64) -> SessionStats {
@@ -256,7 +265,7 @@ impl SessionStore {
     }
 
     /// The live session's exchanges, oldest first; empty when there is none.
-    pub async fn history(&self, phone: &PhoneNumber) -> Result<Vec<Entry>, StoreError> {
+    pub async fn history(&self, phone: &PhoneNumber) -> Result<Vec<Arc<Entry>>, StoreError> {
         Ok(self
             .get(phone)
             .await?

@@ -3,14 +3,17 @@
 //!
 //! # Layout
 //!
-//! One sled tree, `sessions`, holds four key spaces:
+//! One sled tree, `sessions`, holds two key spaces:
 //!
 //! | key | value |
 //! | --- | --- |
 //! | `s` ‖ E.164 phone | versioned bincode [`Session`] |
 //! | `e` ‖ expiry minute (ms, u64 BE, rounded up) ‖ phone | empty: the expiry index |
-//! | `m` ‖ MessageSid | versioned bincode [`SeenReply`]: the TwiML sent |
-//! | `x` ‖ expires_at ms (u64 BE) ‖ MessageSid | empty: its expiry index |
+//!
+//! The replies sent for each MessageSid live in trees of their own
+//! ([`super::replies`]). Data dirs from before kept them here, under `m` ‖
+//! MessageSid with an `x` ‖ expiry ‖ MessageSid index; [`SessionStore::open`]
+//! moves such records over.
 //!
 //! # Crash safety without batches
 //!
@@ -22,7 +25,7 @@
 //! 1. the new expiry-index key, then
 //! 2. the session, which also carries the reply to its latest message:
 //!    **the commit point** of an exchange, then
-//! 3. the duplicate record's index key and the record itself (24 h).
+//! 3. the remembered reply (24 h).
 //!
 //! So a session never lacks its index entry. A crash before (2) leaves only
 //! an index key whose session does not match it, which the sweeper drops as
@@ -58,6 +61,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::codec::{self, CodecError};
+use super::replies::{RememberedReplies, SeenReply};
 use super::{PhoneLocks, PhoneTurn, SentReply, Session};
 use crate::clock::{SharedClock, duration_ms};
 use crate::config::{Config, Durability};
@@ -67,8 +71,10 @@ use crate::shutdown::Shutdown;
 
 const SESSION: u8 = b's';
 const SESSION_EXPIRY: u8 = b'e';
-const SEEN: u8 = b'm';
-const SEEN_EXPIRY: u8 = b'x';
+/// Remembered replies and their expiry index, in the layout before
+/// [`RememberedReplies`]; only read to move them over.
+const LEGACY_SEEN: u8 = b'm';
+const LEGACY_SEEN_EXPIRY: u8 = b'x';
 /// Expiry-index keys are per minute (rounded up), so the many messages of
 /// one conversation within a minute touch a single index key.
 const EXPIRY_BUCKET_MS: u64 = 60_000;
@@ -110,14 +116,6 @@ fn decode_count(bytes: &[u8]) -> Result<u64, CodecError> {
         }),
         None => Err(CodecError::Empty),
     }
-}
-
-/// A reply already sent for a MessageSid, kept for redeliveries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SeenReply {
-    /// The TwiML document that was answered.
-    pub twiml: String,
-    pub expires_at_ms: u64,
 }
 
 /// Why the store could not do what was asked.
@@ -173,11 +171,11 @@ pub struct SessionStore {
     db: sled::Db,
     tree: sled::Tree,
     cache: Cache<PhoneNumber, Arc<Session>>,
+    replies: Arc<RememberedReplies>,
     locks: PhoneLocks,
     clock: SharedClock,
     ttl_ms: u64,
     max_history: usize,
-    dedupe_ttl_ms: u64,
     sweep_batch: usize,
     durability: Durability,
     commits: GroupCommit,
@@ -243,13 +241,6 @@ fn expiry_key(space: u8, expires_at_ms: u64, id: &[u8]) -> Vec<u8> {
     key
 }
 
-fn seen_key(message_sid: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(1 + message_sid.len());
-    key.push(SEEN);
-    key.extend_from_slice(message_sid.as_bytes());
-    key
-}
-
 /// Splits an expiry key into its time and id.
 fn parse_expiry_key(key: &[u8]) -> Option<(u64, &[u8])> {
     let time = key.get(1..9)?;
@@ -279,6 +270,8 @@ impl SessionStore {
         };
         tree.insert(OPEN, &[])?;
         let session = &config.session;
+        let replies = RememberedReplies::open(db, duration_ms(session.dedupe_ttl))?;
+        move_legacy_replies(&tree, &replies, clock.now_ms())?;
         let cache = Cache::builder()
             .max_capacity(session.cache_capacity)
             .expire_after(SessionExpiry {
@@ -291,11 +284,11 @@ impl SessionStore {
             db: db.clone(),
             tree,
             cache,
+            replies: Arc::new(replies),
             locks: PhoneLocks::default(),
             clock,
             ttl_ms: duration_ms(session.ttl),
             max_history: session.max_history,
-            dedupe_ttl_ms: duration_ms(session.dedupe_ttl),
             sweep_batch: session.sweep_batch,
             durability: config.storage.durability,
             commits: GroupCommit::new(db.clone()),
@@ -394,17 +387,7 @@ impl SessionStore {
         self.tree
             .insert(key, codec::encode(codec::SESSION_V1, &session))?;
         if let Some((message_sid, twiml)) = seen {
-            let expires_at_ms = now.saturating_add(self.dedupe_ttl_ms);
-            let reply = SeenReply {
-                twiml: twiml.to_owned(),
-                expires_at_ms,
-            };
-            self.tree.insert(
-                expiry_key(SEEN_EXPIRY, expires_at_ms, message_sid.as_bytes()),
-                &[],
-            )?;
-            self.tree
-                .insert(seen_key(message_sid), codec::encode(codec::SEEN_V1, &reply))?;
+            self.replies.remember(message_sid, twiml, now)?;
         }
         if !existed {
             self.adjust_count(1)?;
@@ -509,9 +492,8 @@ impl SessionStore {
         message_sid: &str,
         stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
-        if let Some(bytes) = self.tree.get(seen_key(message_sid))? {
-            let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, &bytes)?;
-            return Ok(Some(reply.twiml).filter(|_| reply.expires_at_ms > self.clock.now_ms()));
+        if let Some(twiml) = self.replies.get(message_sid, self.clock.now_ms())? {
+            return Ok(Some(twiml));
         }
         Ok(stored
             .and_then(|session| session.last_reply.as_ref())
@@ -523,8 +505,7 @@ impl SessionStore {
     /// of an exchange would leave things; for crash-safety tests.
     #[doc(hidden)]
     pub fn forget_seen_record_for_tests(&self, message_sid: &str) -> Result<(), StoreError> {
-        self.tree.remove(seen_key(message_sid))?;
-        Ok(())
+        self.replies.forget(message_sid)
     }
 
     /// Every live session in phone order, read straight from disk (export).
@@ -615,24 +596,11 @@ impl SessionStore {
                 _ => break,
             }
         }
-        let end = expiry_key(SEEN_EXPIRY, now.saturating_add(1), &[]);
-        loop {
-            let keys = self.keys_between(&[SEEN_EXPIRY], &end)?;
-            for key in &keys {
-                if let Some((_, sid)) = parse_expiry_key(key) {
-                    let mut seen = Vec::with_capacity(1 + sid.len());
-                    seen.push(SEEN);
-                    seen.extend_from_slice(sid);
-                    self.tree.remove(seen)?;
-                }
-                self.tree.remove(key.as_slice())?;
-                report.messages += 1;
-            }
-            if keys.len() < self.sweep_batch {
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
+        // Whole windows of replies go at once; dropping a tree blocks.
+        let replies = Arc::clone(&self.replies);
+        report.messages = tokio::task::spawn_blocking(move || replies.drop_expired(now))
+            .await
+            .map_err(|e| StoreError::Flush(format!("the reply sweep failed: {e}")))??;
         let c = &self.counters;
         c.sweeps.fetch_add(1, Ordering::Relaxed);
         c.swept_sessions
@@ -708,6 +676,40 @@ impl SessionStore {
             .map_err(|e| StoreError::Flush(e.to_string()))??;
         Ok(())
     }
+}
+
+/// Moves remembered replies kept in the sessions tree (the layout before
+/// [`RememberedReplies`]) into their windows; an unreadable one is dropped
+/// with a warning rather than keeping the store from opening. Each record is
+/// written anew before the old key goes, so a crash midway repeats the move.
+fn move_legacy_replies(
+    tree: &sled::Tree,
+    replies: &RememberedReplies,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    let mut moved = 0u64;
+    for item in tree.scan_prefix([LEGACY_SEEN]) {
+        let (key, bytes) = item?;
+        match codec::decode::<SeenReply>("remembered reply", codec::SEEN_V1, &bytes) {
+            Ok(reply) if reply.expires_at_ms > now_ms => {
+                replies.restore(&key[1..], &reply)?;
+                moved += 1;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("dropping an unreadable remembered reply: {e}"),
+        }
+        tree.remove(key)?;
+    }
+    for key in tree.scan_prefix([LEGACY_SEEN_EXPIRY]).keys() {
+        tree.remove(key?)?;
+    }
+    if moved > 0 {
+        tracing::info!(
+            replies = moved,
+            "moved remembered replies to their own trees"
+        );
+    }
+    Ok(())
 }
 
 /// Shares `db.flush()` calls among concurrent writers.

@@ -1,0 +1,196 @@
+//! Remembered replies: each `MessageSid` with the TwiML sent for it, kept for
+//! `session.dedupe_ttl` (default 24 h) so that a redelivered message gets
+//! the same answer and counts nothing twice.
+//!
+//! # One sled tree per window
+//!
+//! A reply is written to the tree of the window in which it was sent,
+//! `replies:<window start ms>:<window length ms>`, keyed by its MessageSid,
+//! valued with the TwiML and its own expiry (`sent + dedupe_ttl`, checked on
+//! every read). A window is as long as the TTL, so a lookup consults at most
+//! the current window and the one before it, and every reply in a window
+//! has expired by `start + 2 × length`: then the sweeper drops the whole tree.
+//!
+//! Why not one record per reply in the sessions tree with an expiry index
+//! beside it, as before: that cost two new keys per message (new keys are
+//! what split sled's 16-item leaves) and two removals when it expired.
+//! Dropping a tree costs nothing per reply. Expired replies stay on disk
+//! for up to one more window.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+use super::codec;
+
+const TREE_PREFIX: &str = "replies:";
+/// A window is dropped only this long after its last reply expired, so a
+/// lookup that chose its windows a moment earlier never meets a dropped tree.
+const DROP_GRACE_MS: u64 = 60_000;
+
+/// A reply already sent for a MessageSid, kept for redeliveries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenReply {
+    /// The TwiML document that was answered.
+    pub twiml: String,
+    pub expires_at_ms: u64,
+}
+
+/// One window's tree.
+#[derive(Clone)]
+struct Window {
+    start_ms: u64,
+    length_ms: u64,
+    tree: sled::Tree,
+}
+
+impl Window {
+    fn name(start_ms: u64, length_ms: u64) -> String {
+        format!("{TREE_PREFIX}{start_ms}:{length_ms}")
+    }
+
+    /// `(start, length)` from a tree name written by [`Window::name`].
+    fn parse_name(name: &[u8]) -> Option<(u64, u64)> {
+        let rest = std::str::from_utf8(name).ok()?.strip_prefix(TREE_PREFIX)?;
+        let (start, length) = rest.split_once(':')?;
+        Some((start.parse().ok()?, length.parse().ok()?))
+    }
+
+    /// Every reply written in this window has expired by then.
+    fn all_expired_at(&self) -> u64 {
+        self.start_ms
+            .saturating_add(self.length_ms.saturating_mul(2))
+    }
+
+    fn contains(&self, now_ms: u64) -> bool {
+        self.start_ms <= now_ms && now_ms < self.start_ms.saturating_add(self.length_ms)
+    }
+}
+
+/// The remembered replies of a store, in per-window sled trees.
+pub struct RememberedReplies {
+    db: sled::Db,
+    ttl_ms: u64,
+    /// Open windows, oldest first; replaced whole when one is added or dropped.
+    windows: ArcSwap<Vec<Window>>,
+    /// Serialises adding and dropping windows.
+    changing: std::sync::Mutex<()>,
+}
+
+impl RememberedReplies {
+    /// Opens the windows `db` has, for replies kept `ttl_ms`.
+    pub fn open(db: &sled::Db, ttl_ms: u64) -> Result<RememberedReplies, StoreError> {
+        let mut windows = Vec::new();
+        for name in db.tree_names() {
+            if let Some((start_ms, length_ms)) = Window::parse_name(&name) {
+                let tree = db.open_tree(&name)?;
+                windows.push(Window {
+                    start_ms,
+                    length_ms,
+                    tree,
+                });
+            }
+        }
+        windows.sort_by_key(|w| w.start_ms);
+        Ok(RememberedReplies {
+            db: db.clone(),
+            ttl_ms: ttl_ms.max(1),
+            windows: ArcSwap::from_pointee(windows),
+            changing: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// The TwiML sent for `message_sid`, if it is remembered and unexpired.
+    pub fn get(&self, message_sid: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        let windows = self.windows.load();
+        // Newest first: a redelivery usually follows its original closely.
+        for window in windows.iter().rev() {
+            if window.all_expired_at() <= now_ms {
+                continue;
+            }
+            if let Some(bytes) = window.tree.get(message_sid.as_bytes())? {
+                let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, &bytes)?;
+                return Ok(Some(reply.twiml).filter(|_| reply.expires_at_ms > now_ms));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remembers `twiml` as the reply to `message_sid`, sent at `now_ms`.
+    pub fn remember(&self, message_sid: &str, twiml: &str, now_ms: u64) -> Result<(), StoreError> {
+        let reply = SeenReply {
+            twiml: twiml.to_owned(),
+            expires_at_ms: now_ms.saturating_add(self.ttl_ms),
+        };
+        self.window_for(now_ms)?.insert(
+            message_sid.as_bytes(),
+            codec::encode(codec::SEEN_V1, &reply),
+        )?;
+        Ok(())
+    }
+
+    /// Writes a reply as it was kept elsewhere (the layout before windows).
+    pub(super) fn restore(&self, message_sid: &[u8], reply: &SeenReply) -> Result<(), StoreError> {
+        let sent_at = reply.expires_at_ms.saturating_sub(self.ttl_ms);
+        self.window_for(sent_at)?
+            .insert(message_sid, codec::encode(codec::SEEN_V1, reply))?;
+        Ok(())
+    }
+
+    /// The tree of the window holding `at`, opened on first use.
+    fn window_for(&self, at_ms: u64) -> Result<sled::Tree, StoreError> {
+        if let Some(window) = self.windows.load().iter().rev().find(|w| w.contains(at_ms)) {
+            return Ok(window.tree.clone());
+        }
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.windows.load_full();
+        if let Some(window) = current.iter().find(|w| w.contains(at_ms)) {
+            return Ok(window.tree.clone());
+        }
+        let start_ms = at_ms - at_ms % self.ttl_ms;
+        let tree = self.db.open_tree(Window::name(start_ms, self.ttl_ms))?;
+        let mut windows = Vec::clone(&current);
+        windows.push(Window {
+            start_ms,
+            length_ms: self.ttl_ms,
+            tree: tree.clone(),
+        });
+        windows.sort_by_key(|w| w.start_ms);
+        self.windows.store(Arc::new(windows));
+        Ok(tree)
+    }
+
+    /// Drops the windows whose replies have all expired; how many replies
+    /// they held. Blocking: call it off the async workers.
+    pub fn drop_expired(&self, now_ms: u64) -> Result<u64, StoreError> {
+        let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.windows.load_full();
+        let (due, kept): (Vec<Window>, Vec<Window>) = current
+            .iter()
+            .cloned()
+            .partition(|w| w.all_expired_at().saturating_add(DROP_GRACE_MS) <= now_ms);
+        if due.is_empty() {
+            return Ok(0);
+        }
+        // Out of the list first, so no new lookup picks a dropped tree.
+        self.windows.store(Arc::new(kept));
+        let mut dropped = 0;
+        for window in due {
+            dropped += window.tree.len() as u64;
+            self.db
+                .drop_tree(Window::name(window.start_ms, window.length_ms))?;
+        }
+        Ok(dropped)
+    }
+
+    /// Forgets one reply, as a crash between the writes of an exchange
+    /// would leave things; for crash-safety tests.
+    pub(super) fn forget(&self, message_sid: &str) -> Result<(), StoreError> {
+        for window in self.windows.load().iter() {
+            window.tree.remove(message_sid.as_bytes())?;
+        }
+        Ok(())
+    }
+}
