@@ -419,6 +419,34 @@ async fn remembered_replies_survive_a_reopen_and_a_new_window() {
 }
 
 #[tokio::test]
+async fn a_longer_dedupe_ttl_applies_to_replies_sent_after_the_change() {
+    let mut h = Harness::new();
+    let member = h.member(0).clone();
+    let phone = member.phone;
+    let session = h.store.session_for(&member, None);
+    h.store
+        .save(session, None, Some(("SMbefore", "<Response>a</Response>")))
+        .await
+        .unwrap();
+    h.store.close().await.unwrap();
+    h.config.session.dedupe_ttl = Duration::from_secs(48 * 3600);
+    h.reopen();
+    let session = h.store.session_for(&member, None);
+    h.store
+        .save(session, None, Some(("SMafter", "<Response>b</Response>")))
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(30 * 3600));
+    h.store.sweep().await.unwrap();
+    assert_eq!(h.seen("SMbefore", &phone).await, None, "kept 24 h");
+    assert_eq!(
+        h.seen("SMafter", &phone).await.as_deref(),
+        Some("<Response>b</Response>"),
+        "kept 48 h, even past a sweep"
+    );
+}
+
+#[tokio::test]
 async fn replies_kept_in_the_old_layout_are_moved_on_open() {
     use roster::session::codec;
     use roster::session::replies::SeenReply;

@@ -64,8 +64,12 @@ impl Window {
             .saturating_add(self.length_ms.saturating_mul(2))
     }
 
-    fn contains(&self, now_ms: u64) -> bool {
-        self.start_ms <= now_ms && now_ms < self.start_ms.saturating_add(self.length_ms)
+    /// Whether a reply sent at `at_ms` with `ttl_ms` belongs here: only a
+    /// window as long as the TTL is dropped late enough for it.
+    fn takes(&self, at_ms: u64, ttl_ms: u64) -> bool {
+        self.length_ms == ttl_ms
+            && self.start_ms <= at_ms
+            && at_ms < self.start_ms.saturating_add(self.length_ms)
     }
 }
 
@@ -141,12 +145,18 @@ impl RememberedReplies {
 
     /// The tree of the window holding `at`, opened on first use.
     fn window_for(&self, at_ms: u64) -> Result<sled::Tree, StoreError> {
-        if let Some(window) = self.windows.load().iter().rev().find(|w| w.contains(at_ms)) {
+        if let Some(window) = self
+            .windows
+            .load()
+            .iter()
+            .rev()
+            .find(|w| w.takes(at_ms, self.ttl_ms))
+        {
             return Ok(window.tree.clone());
         }
         let _changing = self.changing.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.windows.load_full();
-        if let Some(window) = current.iter().find(|w| w.contains(at_ms)) {
+        if let Some(window) = current.iter().find(|w| w.takes(at_ms, self.ttl_ms)) {
             return Ok(window.tree.clone());
         }
         let start_ms = at_ms - at_ms % self.ttl_ms;
