@@ -127,6 +127,8 @@ pub enum StoreError {
     Codec(#[from] CodecError),
     #[error("the durable flush failed: {0}")]
     Flush(String),
+    #[error("a background task of the store failed: {0}")]
+    Task(String),
 }
 
 /// Counters for the admin API and metrics.
@@ -600,7 +602,7 @@ impl SessionStore {
         let replies = Arc::clone(&self.replies);
         report.messages = tokio::task::spawn_blocking(move || replies.drop_expired(now))
             .await
-            .map_err(|e| StoreError::Flush(format!("the reply sweep failed: {e}")))??;
+            .map_err(|e| StoreError::Task(format!("dropping expired replies: {e}")))??;
         let c = &self.counters;
         c.sweeps.fetch_add(1, Ordering::Relaxed);
         c.swept_sessions
