@@ -108,6 +108,16 @@ impl Harness {
         self.store.seen(sid, stored.as_deref()).unwrap()
     }
 
+    /// Saves a fresh session for `member` that answered `sid` with `twiml`,
+    /// as the webhook does.
+    async fn answer(&self, member: &Member, sid: &str, twiml: &str) {
+        let session = self.store.session_for(member, None);
+        self.store
+            .save(session, None, Some((sid, twiml)))
+            .await
+            .unwrap();
+    }
+
     fn clock_now(&self) -> u64 {
         use roster::clock::Clock;
         self.clock.now_ms()
@@ -360,11 +370,7 @@ async fn sweeps_in_batches_larger_than_one() {
 async fn remembered_replies_expire_after_the_dedupe_ttl() {
     let h = Harness::new();
     let member = h.member(0);
-    let session = h.store.session_for(member, None);
-    h.store
-        .save(session, None, Some(("SM1", "<Response/>")))
-        .await
-        .unwrap();
+    h.answer(member, "SM1", "<Response/>").await;
     let phone = member.phone;
     assert_eq!(h.seen("SM1", &phone).await.as_deref(), Some("<Response/>"));
     assert_eq!(h.seen("SM2", &phone).await, None);
@@ -383,22 +389,12 @@ async fn remembered_replies_survive_a_reopen_and_a_new_window() {
     let mut h = Harness::new();
     let member = h.member(0).clone();
     let phone = member.phone;
-    let session = h.store.session_for(&member, None);
-    h.store
-        .save(
-            session,
-            None,
-            Some(("SMearly", "<Response>early</Response>")),
-        )
-        .await
-        .unwrap();
+    h.answer(&member, "SMearly", "<Response>early</Response>")
+        .await;
     // Far enough on to be in the next window, still inside the TTL.
     h.clock.advance(Duration::from_secs(23 * 3600));
-    let session = h.store.session_for(&member, None);
-    h.store
-        .save(session, None, Some(("SMlate", "<Response>late</Response>")))
-        .await
-        .unwrap();
+    h.answer(&member, "SMlate", "<Response>late</Response>")
+        .await;
     h.store.close().await.unwrap();
     h.reopen();
     assert_eq!(
@@ -423,19 +419,12 @@ async fn a_longer_dedupe_ttl_applies_to_replies_sent_after_the_change() {
     let mut h = Harness::new();
     let member = h.member(0).clone();
     let phone = member.phone;
-    let session = h.store.session_for(&member, None);
-    h.store
-        .save(session, None, Some(("SMbefore", "<Response>a</Response>")))
-        .await
-        .unwrap();
+    h.answer(&member, "SMbefore", "<Response>a</Response>")
+        .await;
     h.store.close().await.unwrap();
     h.config.session.dedupe_ttl = Duration::from_secs(48 * 3600);
     h.reopen();
-    let session = h.store.session_for(&member, None);
-    h.store
-        .save(session, None, Some(("SMafter", "<Response>b</Response>")))
-        .await
-        .unwrap();
+    h.answer(&member, "SMafter", "<Response>b</Response>").await;
     h.clock.advance(Duration::from_secs(30 * 3600));
     h.store.sweep().await.unwrap();
     assert_eq!(h.seen("SMbefore", &phone).await, None, "kept 24 h");
@@ -497,15 +486,12 @@ async fn the_latest_reply_is_recognised_even_without_its_duplicate_record() {
     // separate duplicate record.
     let h = Harness::new();
     let member = h.member(0);
-    let session = h.store.session_for(member, None);
-    h.store
-        .save(
-            session,
-            None,
-            Some(("SMlast", "<Response><Message>hi</Message></Response>")),
-        )
-        .await
-        .unwrap();
+    h.answer(
+        member,
+        "SMlast",
+        "<Response><Message>hi</Message></Response>",
+    )
+    .await;
     h.store.forget_seen_record_for_tests("SMlast").unwrap();
     let again = h.seen("SMlast", &member.phone).await;
     assert_eq!(
