@@ -2,7 +2,7 @@
 //! one process, on loopback.
 //!
 //! `cargo bench --bench load -- [--members N] [--clients K] [--seconds T]
-//! [--rounds R] [--sweep N]`
+//! [--rounds R] [--sweep N] [--only ceiling|relaxed|strict|hot|sweep]`
 //!
 //! For each round it runs the ceiling (an axum route that parses the same
 //! form and returns a fixed TwiML reply), then Roster in relaxed mode, then

@@ -3,7 +3,9 @@
 //! touching 100,000 sessions, disk size, and the cost of sweeping 100,000
 //! due sessions.
 //!
-//! `cargo bench --bench scale -- [--sessions N] [--touch N] [--sweep N]`
+//! `cargo bench --bench scale -- [--sessions N] [--touch N] [--sweep N]
+//! [--after-crash]`; with `--after-crash` the store is not closed after
+//! writing, so the reopen is the one after a crash (it counts the sessions).
 
 mod support;
 

@@ -54,6 +54,30 @@ fn the_shipped_config_toml_is_the_defaults() {
         serde_json::to_value(&config.storage).unwrap(),
         serde_json::to_value(&defaults.storage).unwrap()
     );
+    assert_eq!(
+        serde_json::to_value(&config.twilio).unwrap(),
+        serde_json::to_value(&defaults.twilio).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&config.admin).unwrap(),
+        serde_json::to_value(&defaults.admin).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&config.metrics).unwrap(),
+        serde_json::to_value(&defaults.metrics).unwrap()
+    );
+    assert_eq!(
+        serde_json::to_value(&config.log).unwrap(),
+        serde_json::to_value(&defaults.log).unwrap()
+    );
+    // The one setting the file shows with the sample organisation's value.
+    let mut directory = config.directory.clone();
+    assert_eq!(directory.org_name, "Sahyadri Alumni Network");
+    directory.org_name = defaults.directory.org_name.clone();
+    assert_eq!(
+        serde_json::to_value(&directory).unwrap(),
+        serde_json::to_value(&defaults.directory).unwrap()
+    );
 }
 
 #[test]
