@@ -542,6 +542,37 @@ async fn sessions_history_and_ttl_survive_a_reopen() {
 }
 
 #[tokio::test]
+async fn a_session_the_sweeper_cannot_read_is_kept_and_does_not_stop_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let clock = ManualClock::new(1_700_000_000_000);
+    let directory = members();
+    let (unreadable, readable) = (&directory.members()[0], &directory.members()[1]);
+    let db = roster::storage::open(&config.storage).unwrap();
+    let store = SessionStore::open(&db, &config, clock.clone()).unwrap();
+    // The unreadable one falls due first, so the sweep meets it first.
+    store.get_or_create(unreadable).await.unwrap();
+    clock.advance(Duration::from_secs(2 * 60));
+    store.get_or_create(readable).await.unwrap();
+    let key = [b"s".as_slice(), unreadable.phone.e164().as_bytes()].concat();
+    let newer_version = vec![9u8, 1, 2, 3];
+    let sessions = db.open_tree("sessions").unwrap();
+    sessions.insert(&key, newer_version.clone()).unwrap();
+    clock.advance(Duration::from_secs(40 * 60));
+    let report = store.sweep().await.unwrap();
+    assert_eq!(report.sessions, 1, "the readable session due after it went");
+    assert_eq!(report.unreadable, 1);
+    assert!(store.get(&readable.phone).await.unwrap().is_none());
+    assert_eq!(
+        sessions.get(&key).unwrap().as_deref(),
+        Some(newer_version.as_slice()),
+        "the unreadable record is left as it was"
+    );
+    let again = store.sweep().await.unwrap();
+    assert_eq!((again.sessions, again.unreadable), (0, 1));
+}
+
+#[tokio::test]
 async fn an_unknown_format_version_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());

@@ -166,6 +166,9 @@ pub struct SweepReport {
     pub messages: u64,
     /// Index keys dropped because their session had moved on or was gone.
     pub stale_keys: u64,
+    /// Due sessions left in place because this version cannot read them
+    /// (written by a newer Roster, or damaged); each is logged.
+    pub unreadable: u64,
 }
 
 /// The session store; share it behind an `Arc`.
@@ -638,7 +641,17 @@ impl SessionStore {
             return Ok(());
         };
         let _turn = self.lock(phone).await;
-        match self.read_stored(&phone)? {
+        let stored = match self.read_stored(&phone) {
+            // Kept as it is (nothing is lost, and a newer Roster may read
+            // it), but it must not stop the sweep of everything due after it.
+            Err(StoreError::Codec(e)) => {
+                tracing::warn!(phone = %phone.masked(), "sweep left an unreadable session: {e}");
+                report.unreadable += 1;
+                return Ok(());
+            }
+            read => read?,
+        };
+        match stored {
             // Its own minute, and due: the session goes, then its index key.
             Some(session)
                 if expiry_bucket(session.expires_at_ms) == bucket && session.is_expired(now) =>
