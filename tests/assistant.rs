@@ -319,3 +319,36 @@ fn the_built_in_synonyms_load() {
             .expect("data/synonyms.csv is valid");
     assert!(!shipped.is_empty());
 }
+
+#[test]
+fn a_session_stays_small_however_long_and_wordy_the_messages() {
+    let (directory, assistant) = fixture_assistant();
+    let member = directory.by_id("T007").unwrap();
+    let mut session = Session::new(member, 0, TTL_MS);
+    // Words shaped like roles that no directory knows: each becomes a free
+    // keyword of the search, and a refinement carries them all forward.
+    let letter = |n: usize| char::from(b'a' + (n % 26) as u8);
+    let role_words = |round: usize| -> String {
+        (0..40)
+            .map(|i| format!("zq{}{}{}ker ", letter(round), letter(i / 26), letter(i)))
+            .collect()
+    };
+    let mut longest_keywords = 0;
+    for round in 0..12 {
+        let text = format!(
+            "find {}in Bangalore {}",
+            role_words(round),
+            "and ".repeat(2_000)
+        );
+        let understanding = assistant.understand(&text, &session, member);
+        let answer = assistant.answer(&understanding, member);
+        let entry = answer.entry(&text, 0, &understanding);
+        assert!(entry.query.chars().count() <= 500, "round {round}");
+        longest_keywords = longest_keywords.max(entry.entities.keywords.len());
+        session.record(entry, understanding.runs_search(), 10, TTL_MS);
+    }
+    assert!(longest_keywords > 0, "the words were taken as keywords");
+    assert!(longest_keywords <= 16, "{longest_keywords} keywords");
+    let stored = roster::session::codec::encode(roster::session::codec::SESSION_V1, &session);
+    assert!(stored.len() < 32 * 1024, "{} bytes", stored.len());
+}

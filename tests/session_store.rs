@@ -573,6 +573,29 @@ async fn a_session_the_sweeper_cannot_read_is_kept_and_does_not_stop_the_sweep()
 }
 
 #[tokio::test]
+async fn a_session_too_large_to_read_back_is_stored_without_its_oldest_exchanges() {
+    let mut h = Harness::new();
+    let member = h.member(0).clone();
+    let mut session = h.store.session_for(&member, None);
+    // 60 exchanges of 100 KB: more than a stored session may hold (4 MiB).
+    for i in 0..60 {
+        let query = format!("{i:02}{}", "x".repeat(100_000));
+        session.record(entry(&query, h.clock_now() + i), true, 100, 1_800_000);
+    }
+    h.store.save(session, None, None).await.unwrap();
+    h.reopen();
+    let stored = h.store.get(&member.phone).await.unwrap().expect("readable");
+    let kept = stored.history.len();
+    assert!((1..60).contains(&kept), "{kept} exchanges kept");
+    let newest = stored.history.last().unwrap();
+    assert!(
+        newest.query.starts_with("59"),
+        "the newest exchange is kept"
+    );
+    assert_eq!(stored.message_count, 60, "counts are not trimmed");
+}
+
+#[tokio::test]
 async fn an_unknown_format_version_is_an_error_that_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());

@@ -117,9 +117,14 @@ pub struct Entities {
     pub graduation_year: Option<u16>,
     pub degree: Option<String>,
     pub branch: Option<String>,
-    /// Free words ranked against skills, bio and extra columns.
+    /// Free words ranked against skills, bio and extra columns; at most
+    /// [`MAX_KEYWORDS`], however many follow-ups add to them.
     pub keywords: Vec<String>,
 }
+
+/// Free words kept for one search: more rank nothing better, and each one
+/// is carried into every later entry of a refined search.
+pub const MAX_KEYWORDS: usize = 16;
 
 impl Entities {
     /// Whether nothing constrains a search.
@@ -195,7 +200,7 @@ impl Answer {
     /// from it alone.
     pub fn entry(&self, query: &str, timestamp_ms: u64, understanding: &Understanding) -> Entry {
         Entry {
-            query: query.to_owned(),
+            query: query.chars().take(MAX_QUERY_CHARS).collect(),
             timestamp_ms,
             intent: understanding.intent,
             entities: self.entities.clone(),
@@ -205,6 +210,11 @@ impl Answer {
         }
     }
 }
+
+/// How much of a message its history entry keeps: the entry is context for
+/// people reading a session, and a session must stay small however long the
+/// messages are.
+pub const MAX_QUERY_CHARS: usize = 500;
 
 /// One directory load with everything drawn from it: vocabulary, indexes.
 pub struct Assistant {

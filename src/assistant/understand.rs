@@ -16,7 +16,7 @@ use super::index::SearchIndex;
 use super::text::{self, Word};
 use super::vocabulary::{Cues, Reading, Vocabulary};
 use super::words::{self, Role};
-use super::{Entities, Intent, Understanding};
+use super::{Entities, Intent, MAX_KEYWORDS, Understanding};
 use crate::directory::Member;
 use crate::session::{Entry, Session};
 
@@ -299,6 +299,7 @@ impl Reader<'_> {
             parsed.entities.keywords.append(&mut rest.unknown_roles);
         }
         parsed.entities.keywords.dedup();
+        parsed.entities.keywords.truncate(MAX_KEYWORDS);
         if parsed.position.is_none() && parsed.word_count <= 4 {
             parsed.position = rest.cardinal.map(Position::Nth);
         }
@@ -689,5 +690,8 @@ pub(crate) fn refine_search(base: &Entities, change: &Entities, any_location: bo
             out.keywords.push(keyword.clone());
         }
     }
+    // The newest words count most in a refinement; the oldest make room.
+    let excess = out.keywords.len().saturating_sub(MAX_KEYWORDS);
+    out.keywords.drain(..excess);
     out
 }

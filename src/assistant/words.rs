@@ -255,7 +255,9 @@ pub(crate) fn looks_like_a_role(word: &str) -> bool {
     const SUFFIXES: &[&str] = &[
         "er", "ers", "or", "ors", "ist", "ists", "ian", "ians", "ant", "ants", "ent", "ents",
     ];
-    word.len() >= 5
+    // The longest English role words are about 25 letters; a longer "word"
+    // is noise, and would be carried in the session as a keyword.
+    (5..=30).contains(&word.len())
         && word.bytes().all(|b| b.is_ascii_lowercase())
         && SUFFIXES.iter().any(|s| word.ends_with(s))
         && !NOT_ROLES.contains(&word)

@@ -20,7 +20,7 @@ pub const COUNT_V1: u8 = 1;
 pub const LIMIT_V1: u8 = 1;
 
 /// Largest value we will decode; far above any real session.
-const MAX_DECODE_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_DECODE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why stored bytes could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

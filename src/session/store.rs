@@ -230,6 +230,26 @@ impl moka::Expiry<PhoneNumber, Arc<Session>> for SessionExpiry {
     }
 }
 
+/// The stored bytes of `session`, dropping its oldest exchanges if it would
+/// not otherwise be readable again ([`codec::MAX_DECODE_BYTES`]): a session
+/// written is a session that can be read.
+fn encode_readable(session: &mut Session) -> Vec<u8> {
+    loop {
+        let bytes = codec::encode(codec::SESSION_V1, &*session);
+        if bytes.len() <= codec::MAX_DECODE_BYTES || session.history.is_empty() {
+            return bytes;
+        }
+        let dropped = session.history.len().div_ceil(2);
+        tracing::warn!(
+            phone = %session.phone.masked(),
+            bytes = bytes.len(),
+            dropped,
+            "session too large to store; dropping its oldest exchanges"
+        );
+        session.history.drain(..dropped);
+    }
+}
+
 fn session_key(phone: &PhoneNumber) -> Vec<u8> {
     let e164 = phone.e164();
     let mut key = Vec::with_capacity(1 + e164.len());
@@ -389,8 +409,7 @@ impl SessionStore {
                 &[],
             )?;
         }
-        self.tree
-            .insert(key, codec::encode(codec::SESSION_V1, &session))?;
+        self.tree.insert(key, encode_readable(&mut session))?;
         if let Some((message_sid, twiml)) = seen {
             self.replies.remember(message_sid, twiml, now)?;
         }
@@ -410,7 +429,7 @@ impl SessionStore {
     ) -> Result<u64, StoreError> {
         let mut written = 0;
         let mut added = 0;
-        for session in sessions {
+        for mut session in sessions {
             let key = session_key(&session.phone);
             if !self.tree.contains_key(&key)? {
                 added += 1;
@@ -423,8 +442,7 @@ impl SessionStore {
                 ),
                 &[],
             )?;
-            self.tree
-                .insert(key, codec::encode(codec::SESSION_V1, &session))?;
+            self.tree.insert(key, encode_readable(&mut session))?;
             self.evict(&session.phone).await;
             written += 1;
         }
