@@ -211,15 +211,34 @@ async fn reload_directory(State(app): State<AppState>) -> Response {
 }
 
 /// Streams every live session and rate-limit entry as JSON lines.
+///
+/// The status line goes out before the export is done, so a failure part way
+/// cannot change it: the body ends with an error instead, which aborts the
+/// response (no final chunk), and the client sees a broken body, never a
+/// clean but truncated one.
 async fn export(State(app): State<AppState>) -> Response {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
     let now = app.clock.now_ms();
-    tokio::task::spawn_blocking(move || {
+    let body = export_body(move |out| crate::backup::export(&app.sessions, &app.limits, now, out));
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+/// Runs `write` on a blocking thread and streams what it writes as a body
+/// that ends cleanly only if `write` succeeded; an error or a panic ends it
+/// with an error.
+fn export_body<F>(write: F) -> axum::body::Body
+where
+    F: FnOnce(&mut ChannelWriter) -> Result<crate::backup::Counts, crate::backup::BackupError>
+        + Send
+        + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(16);
+    let task = tokio::task::spawn_blocking(move || {
         let mut out = ChannelWriter {
             sender,
             buffer: Vec::with_capacity(64 * 1024),
         };
-        match crate::backup::export(&app.sessions, &app.limits, now, &mut out) {
+        let result = write(&mut out);
+        match &result {
             Ok(counts) => tracing::info!(
                 sessions = counts.sessions,
                 limits = counts.limits,
@@ -227,18 +246,23 @@ async fn export(State(app): State<AppState>) -> Response {
             ),
             Err(e) => tracing::error!("export failed: {e}"),
         }
+        result
     });
-    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+    // The channel closes when the task is done with the writer; only then
+    // does the task's result say whether the body is complete.
+    let stream = futures_util::stream::unfold(Some((receiver, task)), |state| async move {
+        let (mut receiver, task) = state?;
+        if let Some(chunk) = receiver.recv().await {
+            return Some((Ok(chunk), Some((receiver, task))));
+        }
+        let failure = match task.await {
+            Ok(Ok(_)) => return None,
+            Ok(Err(e)) => format!("export failed part way: {e}"),
+            Err(e) => format!("export task failed: {e}"),
+        };
+        Some((Err(std::io::Error::other(failure)), None))
     });
-    (
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response()
+    axum::body::Body::from_stream(stream)
 }
 
 /// A `Write` that hands 64 KiB chunks to the response body.
@@ -264,5 +288,94 @@ impl std::io::Write for ChannelWriter {
         self.sender.blocking_send(chunk).map_err(|_| {
             std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::backup::{BackupError, Counts};
+
+    /// Serves `body` once on 127.0.0.1:0 and returns its URL.
+    async fn serve(body: impl Fn() -> axum::body::Body + Clone + Send + Sync + 'static) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/export", get(move || async move { body() }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}/export")
+    }
+
+    /// Reads the whole body the way `roster export` does: chunk by chunk.
+    async fn fetch(url: &str) -> (StatusCode, Vec<u8>, Result<(), reqwest::Error>) {
+        let mut response = reqwest::get(url).await.unwrap();
+        let status = response.status();
+        let mut received = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => received.extend_from_slice(&chunk),
+                Ok(None) => return (status, received, Ok(())),
+                Err(e) => return (status, received, Err(e)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_complete_export_ends_cleanly_with_every_byte() {
+        let url = serve(|| {
+            export_body(|out| {
+                for i in 0..20_000 {
+                    writeln!(out, "{{\"line\":{i}}}")?;
+                }
+                out.flush()?;
+                Ok(Counts::default())
+            })
+        })
+        .await;
+        let (status, received, end) = fetch(&url).await;
+        assert_eq!(status, StatusCode::OK);
+        end.expect("a complete export ends cleanly");
+        let text = String::from_utf8(received).unwrap();
+        assert_eq!(text.lines().count(), 20_000);
+        assert!(text.ends_with("{\"line\":19999}\n"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_export_breaks_the_body_instead_of_ending_it() {
+        let url = serve(|| {
+            export_body(|out| {
+                // More than one 64 KiB chunk goes out before the failure.
+                for i in 0..20_000 {
+                    writeln!(out, "{{\"line\":{i}}}")?;
+                }
+                Err(BackupError::Invalid {
+                    line: 0,
+                    reason: "storage broke".to_owned(),
+                })
+            })
+        })
+        .await;
+        let (status, received, end) = fetch(&url).await;
+        assert_eq!(status, StatusCode::OK, "the status went out first");
+        assert!(
+            end.is_err(),
+            "a partial export ({} bytes) must not end cleanly",
+            received.len()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_export_breaks_the_body_too() {
+        let url = serve(|| {
+            export_body(|out| {
+                writeln!(out, "{{\"type\":\"header\"}}")?;
+                out.flush()?;
+                panic!("storage panicked");
+            })
+        })
+        .await;
+        let (_, _, end) = fetch(&url).await;
+        assert!(end.is_err(), "a panicked export must not end cleanly");
     }
 }

@@ -65,7 +65,7 @@ pub fn export(
     sessions: &SessionStore,
     limits: &Limits,
     now_ms: u64,
-    out: &mut impl Write,
+    out: &mut (impl Write + ?Sized),
 ) -> Result<Counts, BackupError> {
     let mut counts = Counts::default();
     write_line(
@@ -89,27 +89,49 @@ pub fn export(
     Ok(counts)
 }
 
-fn write_line(out: &mut impl Write, record: &Record) -> Result<(), BackupError> {
+fn write_line(out: &mut (impl Write + ?Sized), record: &Record) -> Result<(), BackupError> {
     serde_json::to_writer(&mut *out, record).map_err(std::io::Error::from)?;
     out.write_all(b"\n")?;
     Ok(())
 }
 
+/// The latest time an export may carry, in ms since the epoch: the end of
+/// year 9999. Anything later is corrupt, and no date format can show it.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+
 /// Reads and checks every line; nothing is written when any line is bad.
-pub fn read(input: impl BufRead) -> Result<Vec<Record>, BackupError> {
+///
+/// The format has no trailer, so an export cut off exactly between two
+/// lines reads as a shorter one; an export cut off inside a line (every
+/// line it writes ends with a newline) is reported as cut off.
+pub fn read(mut input: impl BufRead) -> Result<Vec<Record>, BackupError> {
     let mut records = Vec::new();
-    for (index, line) in input.lines().enumerate() {
-        let line_number = index + 1;
-        let line = line.map_err(|e| BackupError::Invalid {
-            line: line_number,
-            reason: e.to_string(),
-        })?;
+    let mut buffer = String::new();
+    let mut line_number = 0;
+    loop {
+        line_number += 1;
+        buffer.clear();
+        let read = input
+            .read_line(&mut buffer)
+            .map_err(|e| BackupError::Invalid {
+                line: line_number,
+                reason: e.to_string(),
+            })?;
+        if read == 0 {
+            break;
+        }
+        let complete = buffer.ends_with('\n');
+        let line = buffer.trim_end_matches('\n').trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
-        let record: Record = serde_json::from_str(&line).map_err(|e| BackupError::Invalid {
+        let record: Record = serde_json::from_str(line).map_err(|e| BackupError::Invalid {
             line: line_number,
-            reason: e.to_string(),
+            reason: if complete {
+                e.to_string()
+            } else {
+                format!("the file ends inside this line, so the export was cut off ({e})")
+            },
         })?;
         if let Record::Header {
             format, version, ..
@@ -129,6 +151,12 @@ pub fn read(input: impl BufRead) -> Result<Vec<Record>, BackupError> {
                 reason: format!("not a {FORMAT} file: the first line must be its header"),
             });
         }
+        if let Record::Session { session } = &record {
+            check_times(session).map_err(|reason| BackupError::Invalid {
+                line: line_number,
+                reason,
+            })?;
+        }
         records.push(record);
     }
     if records.is_empty() {
@@ -138,6 +166,32 @@ pub fn read(input: impl BufRead) -> Result<Vec<Record>, BackupError> {
         });
     }
     Ok(records)
+}
+
+/// Rejects a session whose shown times are past [`MAX_TIMESTAMP_MS`].
+///
+/// `expires_at_ms` is not checked: it is `last_activity_ms` plus the
+/// configured TTL, saturating, and is only ever compared, never shown.
+fn check_times(session: &Session) -> Result<(), String> {
+    let times = [
+        ("created_at_ms", session.created_at_ms),
+        ("last_activity_ms", session.last_activity_ms),
+    ]
+    .into_iter()
+    .chain(
+        session
+            .history
+            .iter()
+            .map(|entry| ("history timestamp_ms", entry.timestamp_ms)),
+    );
+    for (field, ms) in times {
+        if ms > MAX_TIMESTAMP_MS {
+            return Err(format!(
+                "{field} {ms} is after the year 9999 (at most {MAX_TIMESTAMP_MS} ms since the epoch)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes checked records into a store that is not serving.
@@ -160,4 +214,142 @@ pub async fn restore(
     }
     counts.sessions = sessions.import(to_import).await?;
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::directory::MemberRole;
+    use crate::phone::{PhoneNumber, Region};
+
+    const NOW_MS: u64 = 1_764_000_000_000;
+
+    /// A session and rate-limit store on a real sled database in `dir`.
+    fn stores(dir: &std::path::Path) -> (SessionStore, Limits) {
+        let mut config = Config::default();
+        config.storage.data_dir = dir.join("state");
+        let clock = ManualClock::new(NOW_MS);
+        let db = crate::storage::open(&config.storage).unwrap();
+        let sessions = SessionStore::open(&db, &config, clock.clone()).unwrap();
+        let limits = Limits::open(&db, &config.limits, clock).unwrap();
+        (sessions, limits)
+    }
+
+    fn session(phone: &str, last_activity_ms: u64) -> Session {
+        Session {
+            phone: PhoneNumber::parse(phone, Region::default()).unwrap(),
+            member_id: "M0001".to_owned(),
+            member_name: "Asha".to_owned(),
+            role: MemberRole::Member,
+            history: Vec::new(),
+            created_at_ms: NOW_MS,
+            last_activity_ms,
+            expires_at_ms: NOW_MS + 30 * 60 * 1000,
+            message_count: 1,
+            search_count: 0,
+            last_reply: None,
+        }
+    }
+
+    /// Accepts `room` bytes, then fails every write.
+    struct FailingWriter {
+        written: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for FailingWriter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if self.written.len() + bytes.len() > self.room {
+                return Err(std::io::Error::other("disk full"));
+            }
+            self.written.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A store holding two sessions and a rate-limit entry, and its export.
+    async fn filled() -> (tempfile::TempDir, SessionStore, Limits, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (sessions, limits) = stores(dir.path());
+        sessions
+            .import([
+                session("+919840930854", NOW_MS),
+                session("+919840930855", NOW_MS),
+            ])
+            .await
+            .unwrap();
+        limits
+            .restore("messages:+919840930854", (NOW_MS + 60_000) * 1_000_000)
+            .unwrap();
+        let mut out = Vec::new();
+        let counts = export(&sessions, &limits, NOW_MS, &mut out).unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                sessions: 2,
+                limits: 1
+            }
+        );
+        (dir, sessions, limits, out)
+    }
+
+    #[tokio::test]
+    async fn an_export_reads_back_whole() {
+        let (_dir, _, _, out) = filled().await;
+        let records = read(&out[..]).unwrap();
+        assert_eq!(records.len(), 4, "header, two sessions, one limit");
+    }
+
+    #[tokio::test]
+    async fn an_export_whose_writer_fails_part_way_is_an_error() {
+        let (_dir, sessions, limits, whole) = filled().await;
+        for room in [0, 10, whole.len() / 2, whole.len() - 1] {
+            let mut out = FailingWriter {
+                written: Vec::new(),
+                room,
+            };
+            let result = export(&sessions, &limits, NOW_MS, &mut out);
+            assert!(
+                matches!(result, Err(BackupError::Write(_))),
+                "room {room}: {result:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_export_cut_inside_a_line_is_reported_as_cut_off() {
+        let (_dir, _, _, whole) = filled().await;
+        let cut = &whole[..whole.len() - 5];
+        let error = read(cut).unwrap_err().to_string();
+        assert!(error.starts_with("line 4: "), "{error}");
+        assert!(error.contains("cut off"), "{error}");
+    }
+
+    #[test]
+    fn a_session_after_the_year_9999_is_rejected_with_its_line() {
+        let header = Record::Header {
+            format: FORMAT.to_owned(),
+            version: VERSION,
+            exported_at: NOW_MS,
+        };
+        let mut file = Vec::new();
+        write_line(&mut file, &header).unwrap();
+        for last_activity in [NOW_MS, MAX_TIMESTAMP_MS, MAX_TIMESTAMP_MS + 1] {
+            let record = Record::Session {
+                session: session("+919840930854", last_activity),
+            };
+            write_line(&mut file, &record).unwrap();
+        }
+        let error = read(&file[..]).unwrap_err().to_string();
+        assert!(
+            error.starts_with("line 4: last_activity_ms 253402300800000 is after the year 9999"),
+            "{error}"
+        );
+    }
 }

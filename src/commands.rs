@@ -322,40 +322,77 @@ pub async fn stats(target: &Target) -> anyhow::Result<ExitCode> {
 }
 
 /// `roster export [--out FILE]`: JSON lines to the file or stdout.
+///
+/// A file is written beside its destination and renamed over it only once
+/// the export is complete, so a failed export leaves no partial file and
+/// never replaces an earlier one. On stdout a failure is reported on
+/// stderr with a non-zero exit: what was printed is incomplete.
 pub async fn export(target: &Target, out: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let mut sink: Box<dyn Write + Send> = match out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    let Some(path) = out else {
+        let mut sink = std::io::BufWriter::new(std::io::stdout());
+        write_export(target, &mut sink, "stdout").await.context(
+            "the export is incomplete: what was written to stdout is not a usable backup",
+        )?;
+        return Ok(ExitCode::SUCCESS);
     };
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(".roster-export-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    let mut sink = std::io::BufWriter::new(temp);
+    let destination = path.display().to_string();
+    write_export(target, &mut sink, &destination)
+        .await
+        .with_context(|| format!("the export failed, so {destination} was not written"))?;
+    let temp = sink
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("cannot write {destination}"))?;
+    temp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {destination}"))?;
+    temp.persist(path)
+        .with_context(|| format!("cannot write {destination}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The export from the server or the data dir into `sink`, flushed; an
+/// error if any part of it is missing.
+async fn write_export(
+    target: &Target,
+    sink: &mut (dyn Write + Send),
+    destination: &str,
+) -> anyhow::Result<()> {
     match target.connect().await? {
         Source::Server(admin) => {
             let mut response = admin.get_stream("/admin/export").await?;
+            // The server ends the body with an error, not cleanly, when its
+            // export fails part way; that arrives here as a chunk error.
             while let Some(chunk) = response
                 .chunk()
                 .await
-                .context("the export stream broke off")?
+                .context("the server's export broke off part way (its log says why)")?
             {
-                sink.write_all(&chunk)?;
+                sink.write_all(&chunk)
+                    .with_context(|| format!("cannot write {destination}"))?;
             }
-            sink.flush()?;
+            sink.flush()
+                .with_context(|| format!("cannot write {destination}"))?;
         }
         Source::Local(local) => {
-            let counts = backup::export(
-                &local.sessions,
-                &local.limits,
-                local.clock.now_ms(),
-                &mut sink,
-            )?;
+            let counts =
+                backup::export(&local.sessions, &local.limits, local.clock.now_ms(), sink)?;
             eprintln!(
                 "exported {} sessions and {} rate-limit entries",
                 counts.sessions, counts.limits
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `roster import FILE`: into a stopped data dir only.
@@ -422,16 +459,43 @@ pub fn check_directory(config: &Config, file: &Path) -> ExitCode {
     }
 }
 
-/// `2026-11-25 07:40:12 UTC` for epoch milliseconds.
+/// `2026-11-25 07:40:12 UTC` for epoch milliseconds; `@{ms} ms` for a time
+/// no date can show (after the year 9999, as a corrupt import might hold).
 fn time(ms: Option<u64>) -> String {
-    ms.map_or_else(
-        || "-".to_owned(),
-        |ms| {
-            let at = UNIX_EPOCH + Duration::from_millis(ms);
-            humantime::format_rfc3339_seconds(at)
-                .to_string()
-                .replace('T', " ")
-                .replace('Z', " UTC")
-        },
-    )
+    use std::fmt::Write as _;
+    let Some(ms) = ms else {
+        return "-".to_owned();
+    };
+    let mut text = String::new();
+    let shown = UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .is_some_and(|at| write!(text, "{}", humantime::format_rfc3339_seconds(at)).is_ok());
+    if shown {
+        text.replace('T', " ").replace('Z', " UTC")
+    } else {
+        format!("@{ms} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_show_as_dates() {
+        assert_eq!(time(None), "-");
+        assert_eq!(time(Some(0)), "1970-01-01 00:00:00 UTC");
+        assert_eq!(time(Some(1_764_056_412_000)), "2025-11-25 07:40:12 UTC");
+        assert_eq!(
+            time(Some(backup::MAX_TIMESTAMP_MS)),
+            "9999-12-31 23:59:59 UTC"
+        );
+    }
+
+    #[test]
+    fn times_no_date_can_show_fall_back_to_milliseconds() {
+        let after_9999 = backup::MAX_TIMESTAMP_MS + 1;
+        assert_eq!(time(Some(after_9999)), format!("@{after_9999} ms"));
+        assert_eq!(time(Some(u64::MAX)), format!("@{} ms", u64::MAX));
+    }
 }

@@ -490,6 +490,51 @@ async fn export_then_import_restores_the_same_sessions_and_limits() {
     let clock = app.clock.clone();
     let _old_dir = app.stop().await;
 
+    // A damaged copy is refused whole, naming the line, before the data
+    // dir is even opened: cut off inside its last line, or holding a time
+    // after the year 9999 (which no date can show).
+    let cut = damaged_copy(&export, "cut.jsonl", &text[..text.len() - 5]);
+    let session_line = text
+        .lines()
+        .position(|l| l.contains(r#""type":"session""#))
+        .unwrap();
+    let far_future: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            if i != session_line {
+                return line.to_owned();
+            }
+            let at = line.find(r#""last_activity_ms":"#).unwrap() + r#""last_activity_ms":"#.len();
+            let end = at + line[at..].find(|c: char| !c.is_ascii_digit()).unwrap();
+            format!("{}253402300800000{}", &line[..at], &line[end..])
+        })
+        .collect();
+    let far = damaged_copy(&export, "far.jsonl", &(far_future.join("\n") + "\n"));
+    let last_line = text.lines().count();
+    for (file, expected) in [
+        (
+            cut,
+            format!("line {last_line}: the file ends inside this line"),
+        ),
+        (
+            far,
+            format!(
+                "line {}: last_activity_ms 253402300800000 is after the year 9999",
+                session_line + 1
+            ),
+        ),
+    ] {
+        let empty = tempfile::tempdir().unwrap();
+        let mut import = roster_command(empty.path());
+        import.arg("import").arg(&file);
+        let (code, _, stderr) = output(import);
+        assert_ne!(code, 0, "{stderr}");
+        assert!(stderr.contains(&expected), "{expected}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert!(!empty.path().join("state").exists(), "nothing was written");
+    }
+
     // A fresh data dir: import while stopped, then serve from it.
     let fresh = tempfile::tempdir().unwrap();
     let mut import = roster_command(fresh.path());
@@ -536,6 +581,13 @@ async fn export_then_import_restores_the_same_sessions_and_limits() {
     assert_ne!(code, 0);
     assert!(stderr.contains("in use by a running roster"), "{stderr}");
     restored.stop().await;
+}
+
+/// Writes `text` beside `export` as `name`.
+fn damaged_copy(export: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+    let file = export.with_file_name(name);
+    std::fs::write(&file, text).unwrap();
+    file
 }
 
 #[test]
