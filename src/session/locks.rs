@@ -18,7 +18,14 @@ use crate::phone::PhoneNumber;
 /// Shards keep unrelated phones from contending on one map lock.
 const SHARDS: usize = 64;
 
-type Shard = Mutex<HashMap<PhoneNumber, Arc<tokio::sync::Mutex<()>>>>;
+/// A phone's lock and how many turns hold or await it.
+#[derive(Debug, Default)]
+struct Slot {
+    mutex: Arc<tokio::sync::Mutex<()>>,
+    users: usize,
+}
+
+type Shard = Mutex<HashMap<PhoneNumber, Slot>>;
 
 /// The per-phone locks.
 #[derive(Debug)]
@@ -39,27 +46,40 @@ impl Default for PhoneLocks {
 /// Held while a phone's message is processed; dropping it releases the turn.
 #[derive(Debug)]
 pub struct PhoneTurn<'a> {
-    guard: Option<OwnedMutexGuard<()>>,
+    // Fields drop in order: the turn is released before the slot is left.
+    _guard: OwnedMutexGuard<()>,
+    _user: SlotUser<'a>,
+}
+
+/// One holder or waiter of a phone's slot. Counted rather than inferred
+/// from the lock's reference count, so a waiter cancelled mid-wait (a
+/// request timeout) still leaves, and the slot goes with its last user.
+#[derive(Debug)]
+struct SlotUser<'a> {
     phone: PhoneNumber,
     locks: &'a PhoneLocks,
 }
 
 impl PhoneLocks {
-    fn shard(&self, phone: &PhoneNumber) -> &Shard {
-        &self.shards[(self.hasher.hash_one(phone) as usize) % SHARDS]
+    fn shard(&self, phone: &PhoneNumber) -> std::sync::MutexGuard<'_, HashMap<PhoneNumber, Slot>> {
+        self.shards[(self.hasher.hash_one(phone) as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits for this phone's turn.
     pub async fn lock(&self, phone: PhoneNumber) -> PhoneTurn<'_> {
         let mutex = {
-            let mut shard = self.shard(&phone).lock().unwrap_or_else(|p| p.into_inner());
-            Arc::clone(shard.entry(phone).or_default())
+            let mut shard = self.shard(&phone);
+            let slot = shard.entry(phone).or_default();
+            slot.users += 1;
+            Arc::clone(&slot.mutex)
         };
+        let user = SlotUser { phone, locks: self };
         let guard = mutex.lock_owned().await;
         PhoneTurn {
-            guard: Some(guard),
-            phone,
-            locks: self,
+            _guard: guard,
+            _user: user,
         }
     }
 
@@ -76,18 +96,12 @@ impl PhoneLocks {
     }
 }
 
-impl Drop for PhoneTurn<'_> {
+impl Drop for SlotUser<'_> {
     fn drop(&mut self) {
-        // Release the turn first, then drop the entry if nobody else has it.
-        drop(self.guard.take());
-        let mut shard = self
-            .locks
-            .shard(&self.phone)
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(mutex) = shard.get(&self.phone) {
-            // Only the map holds it: no task holds or waits for this lock.
-            if Arc::strong_count(mutex) == 1 {
+        let mut shard = self.locks.shard(&self.phone);
+        if let Some(slot) = shard.get_mut(&self.phone) {
+            slot.users -= 1;
+            if slot.users == 0 {
                 shard.remove(&self.phone);
             }
         }
@@ -108,6 +122,22 @@ mod tests {
             assert_eq!(locks.len(), 1);
         }
         assert!(locks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_cancelled_mid_wait_leaves_nothing_behind() {
+        use futures_util::FutureExt;
+        let locks = PhoneLocks::default();
+        let phone = PhoneNumber::parse("+919840930854", Region::default()).unwrap();
+        let turn = locks.lock(phone).await;
+        let mut waiting = Box::pin(locks.lock(phone));
+        assert!(waiting.as_mut().now_or_never().is_none(), "it waits");
+        // The turn ends, then the waiter is cancelled before it runs again.
+        drop(turn);
+        drop(waiting);
+        assert!(locks.is_empty());
+        // And the phone's next turn is not blocked by the cancelled waiter.
+        assert!(locks.lock(phone).now_or_never().is_some());
     }
 
     #[tokio::test]
