@@ -83,15 +83,18 @@ impl Serialize for Region {
 }
 
 /// Why a text is not a phone number.
+///
+/// Errors are logged and sent back to clients, so they never hold the input:
+/// only what [`describe_input`] shows of it (digit count, last two digits).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneError {
     #[error("the phone number is empty")]
     Empty,
     #[error(
-        "`{0}` is not a phone number: only digits, spaces, `+`, `-`, `.` and brackets are allowed"
+        "not a phone number ({0}): only digits, spaces, `+`, `-`, `.` and brackets are allowed"
     )]
     NotANumber(String),
-    #[error("`{0}` is not a valid phone number")]
+    #[error("not a valid phone number ({0})")]
     Invalid(String),
 }
 
@@ -109,7 +112,7 @@ impl PhoneNumber {
             .chars()
             .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')' | '/'))
         {
-            return Err(PhoneError::NotANumber(shorten(input)));
+            return Err(PhoneError::NotANumber(describe_input(input)));
         }
         // `00` is the international prefix nearly everywhere; libphonenumber
         // only knows it as such for some regions, so say what it means.
@@ -136,11 +139,11 @@ impl PhoneNumber {
                     .chain(phonenumber::parse(None, format!("+{digits}")).ok())
                     .find(phonenumber::is_valid)
             })
-            .ok_or_else(|| PhoneError::Invalid(shorten(input)))?;
+            .ok_or_else(|| PhoneError::Invalid(describe_input(input)))?;
         let country_code = parsed.code().value();
         let e164 = format!("{}{}", country_code, parsed.national());
         Self::from_digits(&e164, digit_count(u64::from(country_code)))
-            .ok_or_else(|| PhoneError::Invalid(shorten(input)))
+            .ok_or_else(|| PhoneError::Invalid(describe_input(input)))
     }
 
     /// The fast path for text already in E.164 form and valid.
@@ -288,12 +291,16 @@ fn strip_channel_prefix(text: &str) -> &str {
     }
 }
 
-/// Echo at most 40 characters of bad input back in an error.
-fn shorten(input: &str) -> String {
-    let input = input.trim();
-    match input.char_indices().nth(40) {
-        Some((cut, _)) => format!("{}…", &input[..cut]),
-        None => input.to_owned(),
+/// What an error may say about bad input that could be a phone number:
+/// how many digits it has and the last two (`12 digits, ending …54`), never
+/// more, since the input is personal data.
+fn describe_input(input: &str) -> String {
+    let digits: Vec<char> = input.chars().filter(char::is_ascii_digit).collect();
+    let tail: String = digits[digits.len().saturating_sub(2)..].iter().collect();
+    match digits.len() {
+        0 => "no digits".to_owned(),
+        1 => format!("1 digit, ending …{tail}"),
+        count => format!("{count} digits, ending …{tail}"),
     }
 }
 
@@ -319,8 +326,12 @@ impl Serialize for PhoneNumber {
 impl<'de> Deserialize<'de> for PhoneNumber {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        PhoneNumber::from_stored(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an E.164 number")))
+        PhoneNumber::from_stored(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "stored phone number ({}) is not an E.164 number",
+                describe_input(&text)
+            ))
+        })
     }
 }
 
@@ -334,6 +345,32 @@ mod tests {
         assert_eq!(phone.masked(), "+91******0854");
         let us = PhoneNumber::parse("+1 415 523 8886", Region::default()).unwrap();
         assert_eq!(us.masked(), "+1******8886");
+    }
+
+    #[test]
+    fn errors_show_at_most_the_last_two_digits() {
+        let india = Region::default();
+        let message = |input: &str| PhoneNumber::parse(input, india).unwrap_err().to_string();
+        let invalid = message("+91 98409 308");
+        assert_eq!(invalid, "not a valid phone number (10 digits, ending …08)");
+        assert!(!invalid.contains("9840"), "{invalid}");
+        let not_a_number = message("+91 98409 30854 ext");
+        assert!(
+            not_a_number.starts_with("not a phone number (12 digits, ending …54)"),
+            "{not_a_number}"
+        );
+        assert!(!not_a_number.contains("9840"), "{not_a_number}");
+        assert!(message("call me").starts_with("not a phone number (no digits)"));
+        assert_eq!(describe_input("+7"), "1 digit, ending …7");
+    }
+
+    #[test]
+    fn stored_form_errors_are_masked() {
+        let error = serde_json::from_str::<PhoneNumber>("\"+999840930854\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("(12 digits, ending …54)"), "{error}");
+        assert!(!error.contains("9840"), "{error}");
     }
 
     #[test]
