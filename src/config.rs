@@ -294,6 +294,10 @@ pub enum ConfigError {
 }
 
 /// The old Node service's environment names and the keys they set.
+/// The most a rate-limit quota or burst may be: far beyond any real use, and
+/// small enough that a burst of hourly intervals fits the limiter's clock.
+const MAX_QUOTA: u32 = 1_000_000;
+
 const LEGACY_ENV: [(&str, &str); 3] = [
     ("TWILIO_AUTH_TOKEN", "TWILIO__AUTH_TOKEN"),
     ("RATE_LIMIT_MESSAGES_PER_HOUR", "LIMITS__MESSAGES_PER_HOUR"),
@@ -482,7 +486,23 @@ impl Config {
             ("limits.messages_per_hour", l.messages_per_hour),
             ("limits.searches_per_hour", l.searches_per_hour),
         ] {
-            check(value >= 1, key, value, "a whole number of at least 1")?;
+            check(
+                (1..=MAX_QUOTA).contains(&value),
+                key,
+                value,
+                "a whole number of at least 1 and at most 1000000",
+            )?;
+        }
+        for (key, value) in [
+            ("limits.messages_burst", l.messages_burst),
+            ("limits.searches_burst", l.searches_burst),
+        ] {
+            check(
+                value <= MAX_QUOTA,
+                key,
+                value,
+                "a whole number from 0 (the hourly quota) to 1000000",
+            )?;
         }
         check(
             !self.metrics.require_token || self.admin.token().is_some(),

@@ -373,7 +373,10 @@ impl PersistentLimiter {
                 full_in_secs: 0,
             },
             Some(tat) => {
-                let budget = (now + tau + t).saturating_sub(tat);
+                let budget = now
+                    .saturating_add(tau)
+                    .saturating_add(t)
+                    .saturating_sub(tat);
                 let remaining = u32::try_from(budget / t).unwrap_or(u32::MAX).min(burst);
                 Remaining {
                     limit: burst,

@@ -169,7 +169,7 @@ fn error_for(file: &str, vars: &[(&str, &str)]) -> String {
 fn bad_values_name_the_key_the_value_and_what_is_allowed() {
     // (config file, environment, what the message must mention)
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
-    let cases: [Case; 9] = [
+    let cases: [Case; 10] = [
         (
             "[storage]\ndurability = \"sometimes\"\n",
             &[],
@@ -194,6 +194,11 @@ fn bad_values_name_the_key_the_value_and_what_is_allowed() {
             "",
             &[("RATE_LIMIT_MESSAGES_PER_HOUR", "0")],
             &["limits.messages_per_hour", "0", "at least 1"],
+        ),
+        (
+            "[limits]\nsearches_burst = 4294967295\n",
+            &[],
+            &["limits.searches_burst", "4294967295", "1000000"],
         ),
         ("", &[("PORT", "http")], &["PORT", "http", "1 to 65535"]),
         ("[session]\nttl = \"soon\"\n", &[], &["session.ttl", "soon"]),
