@@ -321,13 +321,20 @@ mod tests {
         }
     }
 
+    /// `{"line":0}` to `{"line":count-1}`, one a line: over 64 KiB, so more
+    /// than one chunk, for 20,000.
+    fn write_lines(out: &mut impl Write, count: usize) -> std::io::Result<()> {
+        for i in 0..count {
+            writeln!(out, "{{\"line\":{i}}}")?;
+        }
+        Ok(())
+    }
+
     #[tokio::test]
     async fn a_complete_export_ends_cleanly_with_every_byte() {
         let url = serve(|| {
             export_body(|out| {
-                for i in 0..20_000 {
-                    writeln!(out, "{{\"line\":{i}}}")?;
-                }
+                write_lines(out, 20_000)?;
                 out.flush()?;
                 Ok(Counts::default())
             })
@@ -346,9 +353,7 @@ mod tests {
         let url = serve(|| {
             export_body(|out| {
                 // More than one 64 KiB chunk goes out before the failure.
-                for i in 0..20_000 {
-                    writeln!(out, "{{\"line\":{i}}}")?;
-                }
+                write_lines(out, 20_000)?;
                 Err(BackupError::Invalid {
                     line: 0,
                     reason: "storage broke".to_owned(),
