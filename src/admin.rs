@@ -307,10 +307,39 @@ mod tests {
         format!("http://{addr}/export")
     }
 
-    /// Reads the whole body the way `roster export` does: chunk by chunk.
-    async fn fetch(url: &str) -> (StatusCode, Vec<u8>, Result<(), reqwest::Error>) {
+    /// Holds a test's export, after what it has written, until the client has
+    /// the response's status: a failure before that would fail the request
+    /// itself rather than break the body under test.
+    #[derive(Clone, Default)]
+    struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+    impl Gate {
+        fn open(&self) {
+            let (open, opened) = &*self.0;
+            *open.lock().unwrap() = true;
+            opened.notify_all();
+        }
+
+        /// Bounded, so a test that fails before opening it cannot hang on
+        /// the export's blocking thread.
+        fn wait(&self) {
+            let (open, opened) = &*self.0;
+            let open = open.lock().unwrap();
+            let limit = std::time::Duration::from_secs(30);
+            drop(
+                opened
+                    .wait_timeout_while(open, limit, |open| !*open)
+                    .unwrap(),
+            );
+        }
+    }
+
+    /// Reads the whole body the way `roster export` does, chunk by chunk,
+    /// opening `gate` once the status is in.
+    async fn fetch(url: &str, gate: &Gate) -> (StatusCode, Vec<u8>, Result<(), reqwest::Error>) {
         let mut response = reqwest::get(url).await.unwrap();
         let status = response.status();
+        gate.open();
         let mut received = Vec::new();
         loop {
             match response.chunk().await {
@@ -340,7 +369,7 @@ mod tests {
             })
         })
         .await;
-        let (status, received, end) = fetch(&url).await;
+        let (status, received, end) = fetch(&url, &Gate::default()).await;
         assert_eq!(status, StatusCode::OK);
         end.expect("a complete export ends cleanly");
         let text = String::from_utf8(received).unwrap();
@@ -350,10 +379,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_export_breaks_the_body_instead_of_ending_it() {
-        let url = serve(|| {
-            export_body(|out| {
+        let gate = Gate::default();
+        let held = gate.clone();
+        let url = serve(move || {
+            let held = held.clone();
+            export_body(move |out| {
                 // More than one 64 KiB chunk goes out before the failure.
                 write_lines(out, 20_000)?;
+                out.flush()?;
+                held.wait();
                 Err(BackupError::Invalid {
                     line: 0,
                     reason: "storage broke".to_owned(),
@@ -361,7 +395,7 @@ mod tests {
             })
         })
         .await;
-        let (status, received, end) = fetch(&url).await;
+        let (status, received, end) = fetch(&url, &gate).await;
         assert_eq!(status, StatusCode::OK, "the status went out first");
         assert!(
             end.is_err(),
@@ -372,15 +406,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_export_breaks_the_body_too() {
-        let url = serve(|| {
-            export_body(|out| {
+        let gate = Gate::default();
+        let held = gate.clone();
+        let url = serve(move || {
+            let held = held.clone();
+            export_body(move |out| {
                 writeln!(out, "{{\"type\":\"header\"}}")?;
                 out.flush()?;
+                held.wait();
                 panic!("storage panicked");
             })
         })
         .await;
-        let (_, _, end) = fetch(&url).await;
+        let (_, _, end) = fetch(&url, &gate).await;
         assert!(end.is_err(), "a panicked export must not end cleanly");
     }
 }
