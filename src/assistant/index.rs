@@ -223,7 +223,9 @@ mod tests {
             Karan,+919800000004,Lawyer,,Partner,Bengaluru,Koramangala,,1995,active,metro\n\
             Lata,+919800000005,Physician,,,Bangalore,,,,active,\n";
         let directory = Directory::from_csv(csv, Region::default()).unwrap();
-        SearchIndex::build(&directory, &[&Synonyms::builtin()])
+        let builtin =
+            super::super::concepts::Concepts::build(&directory).resolve(&Synonyms::builtin());
+        SearchIndex::build(&directory, &[&builtin])
     }
 
     fn search(index: &SearchIndex, entities: Entities) -> Vec<u32> {

@@ -13,7 +13,8 @@
 //! | --- | --- |
 //! | `text` | normalising words: case, accents, punctuation, plurals, sound-alike keys |
 //! | `words` | the conversational grammar: filler, greetings, more, contact, ordinals, cues |
-//! | `synonyms` | the synonyms CSV format; the built-in table |
+//! | `synonyms` | the synonyms CSV format; the built-in table of concepts |
+//! | `concepts` | what the built-in concepts are called in the loaded directory |
 //! | `field` | the searchable member fields, one name across modules |
 //! | `typo` | typo tolerance (Meilisearch's rules) by symmetric deletion |
 //! | `vocabulary` | phrases from the directory and synonyms, and how to read them |
@@ -26,6 +27,7 @@
 //! | `reply` | WhatsApp wording: lists, details, contacts, no-results, help |
 
 mod answer;
+mod concepts;
 mod field;
 mod index;
 mod names;
@@ -47,6 +49,7 @@ pub use synonyms::{Synonyms, SynonymsError};
 
 use crate::directory::{Directory, Member};
 use crate::session::{Entry, Session};
+use concepts::Concepts;
 use field::Field;
 use index::SearchIndex;
 use understand::{Plan, Reader};
@@ -249,11 +252,19 @@ impl Assistant {
         org_name: &str,
         synonyms: &Synonyms,
     ) -> Assistant {
-        let builtin = Synonyms::builtin();
-        let tables = [&builtin, synonyms];
+        // The built-in table names concepts; this directory's values for
+        // them are found once per load.
+        let concepts = Concepts::build(&directory);
+        let builtin = concepts.resolve(&Synonyms::builtin());
+        let spellings = concepts.spellings();
+        let tables = vocabulary::Tables {
+            builtin: &builtin,
+            spellings: &spellings,
+            operator: synonyms,
+        };
         Assistant {
             vocabulary: Vocabulary::build(&directory, &tables),
-            index: SearchIndex::build(&directory, &tables),
+            index: SearchIndex::build(&directory, &[&builtin, synonyms]),
             org_name: org_name.to_owned(),
             org_words: text::words(org_name).into_iter().map(|w| w.text).collect(),
             directory,

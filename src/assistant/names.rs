@@ -21,6 +21,9 @@ pub(crate) struct Names {
     words: HashMap<String, Vec<u32>>,
     /// Sound-alike key → the name words with it.
     sounds: HashMap<String, Vec<String>>,
+    /// First letter → members whose first name starts with it, for
+    /// initials ("R. Sharma").
+    initials: HashMap<char, Vec<u32>>,
     typos: TypoIndex,
 }
 
@@ -36,7 +39,12 @@ impl Names {
     /// Indexes the names of `members` (`(index, member)` pairs).
     pub(crate) fn build<'a>(members: impl Iterator<Item = (u32, &'a Member)>) -> Names {
         let mut words: HashMap<String, Vec<u32>> = HashMap::new();
+        // An initial stands for the first name: "R. Sharma".
+        let mut first_names: Vec<(u32, String)> = Vec::new();
         for (i, member) in members {
+            if let Some(first) = text::words(&member.name).into_iter().next() {
+                first_names.push((i, first.text));
+            }
             for word in text::words(&member.name) {
                 let list = words.entry(word.text).or_default();
                 if list.last() != Some(&i) {
@@ -56,6 +64,16 @@ impl Names {
         for list in sounds.values_mut() {
             list.sort();
         }
+        let mut initials: HashMap<char, Vec<u32>> = HashMap::new();
+        for (i, member) in &first_names {
+            if let Some(first) = member.chars().next() {
+                initials.entry(first).or_default().push(*i);
+            }
+        }
+        for list in initials.values_mut() {
+            list.sort_unstable();
+            list.dedup();
+        }
         let typos = TypoIndex::new(
             words
                 .iter()
@@ -64,6 +82,7 @@ impl Names {
         Names {
             words,
             sounds,
+            initials,
             typos,
         }
     }
@@ -104,6 +123,11 @@ impl Names {
     pub(crate) fn members(&self, name: &str) -> Vec<u32> {
         let mut lists = Vec::new();
         for word in text::words(name) {
+            let mut letters = word.text.chars();
+            if let (Some(initial), None) = (letters.next(), letters.next()) {
+                lists.push(self.initials.get(&initial).cloned().unwrap_or_default());
+                continue;
+            }
             let (matched, _) = self.matches(&word.text);
             let mut union: Vec<u32> = matched
                 .iter()
@@ -155,6 +179,8 @@ mod tests {
         assert_eq!(names.members("laxmi"), [2], "sounds alike");
         assert_eq!(names.members("priyaa"), [0], "one typo");
         assert_eq!(names.members("Rahul Sarma"), [1]);
+        assert_eq!(names.members("R Sharma"), [1], "an initial");
+        assert_eq!(names.members("S Sharma"), [4]);
         assert!(names.members("zed").is_empty());
         assert!(names.members("").is_empty());
     }

@@ -220,7 +220,19 @@ pub(crate) fn details(member: &Member, org: &str) -> String {
 
 /// No one found: what was understood, and wider searches to reply with.
 pub(crate) fn no_results(entities: &Entities, wider: &[(String, usize)]) -> String {
-    let mut text = format!("I couldn't find any {}.", describe(entities, 0));
+    let only_a_name = entities.name.is_some() && {
+        let mut rest = entities.clone();
+        rest.name = None;
+        rest.is_empty()
+    };
+    let mut text = match &entities.name {
+        Some(name) if only_a_name => format!("I couldn't find any member named {name}."),
+        _ => format!("I couldn't find any {}.", describe(entities, 0)),
+    };
+    if wider.is_empty() && only_a_name {
+        text.push_str("\n\nCheck the spelling, or send just a first name or a surname.");
+        return text;
+    }
     if wider.is_empty() {
         text.push_str("\n\nTry another city or profession, or send HELP for examples.");
         return text;

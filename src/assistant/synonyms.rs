@@ -40,6 +40,10 @@ pub(crate) enum Meaning {
     Intent(Role),
     /// A filler word.
     Ignore,
+    /// Something asked for that the loaded directory has no one for, as a
+    /// reply names it ("Plumber"). Only the built-in table resolves to
+    /// this (see `concepts`); files cannot write it.
+    Missing(String),
 }
 
 /// One row of a synonyms table.
@@ -218,10 +222,12 @@ fn parse_intent(value: &str) -> Result<Role, String> {
     })
 }
 
-/// The built-in table: Indian cities' former names, common synonyms and
-/// abbreviations of professions and specialties, and engineering branches.
-/// Values name what a directory usually says; a value the directory lacks
-/// simply finds no one.
+/// The built-in table: Indian cities' former names (and Devanagari ones),
+/// common synonyms and abbreviations of professions and specialties,
+/// engineering branches, and Hinglish function words. Profession, specialty,
+/// skill, degree and branch values are concept ids (`concepts::CONCEPTS`),
+/// never one directory's spelling: each resolves at load to what the loaded
+/// directory calls it, or to a no-results reply that names the term.
 const BUILTIN: &str = "\
 term,means
 # Cities: former and colloquial names
@@ -260,119 +266,309 @@ trichur,city:Thrissur
 cannanore,city:Kannur
 tuticorin,city:Thoothukudi
 hyd,city:Hyderabad
-# Doctors
-physician,profession:Doctor
-doc,profession:Doctor
-dr,profession:Doctor
-medic,profession:Doctor
-medical doctor,profession:Doctor
-cardiologist,profession:Doctor+specialty:Cardiology
-heart specialist,profession:Doctor+specialty:Cardiology
-heart doctor,profession:Doctor+specialty:Cardiology
-dermatologist,profession:Doctor+specialty:Dermatology
-skin specialist,profession:Doctor+specialty:Dermatology
-skin doctor,profession:Doctor+specialty:Dermatology
-pediatrician,profession:Doctor+specialty:Pediatrics
-paediatrician,profession:Doctor+specialty:Pediatrics
-child specialist,profession:Doctor+specialty:Pediatrics
-child doctor,profession:Doctor+specialty:Pediatrics
-kids doctor,profession:Doctor+specialty:Pediatrics
-paediatrics,specialty:Pediatrics
-orthopedist,profession:Doctor+specialty:Orthopedics
-orthopedician,profession:Doctor+specialty:Orthopedics
-orthopaedician,profession:Doctor+specialty:Orthopedics
-orthopedic surgeon,profession:Doctor+specialty:Orthopedics
-orthopaedic surgeon,profession:Doctor+specialty:Orthopedics
-bone doctor,profession:Doctor+specialty:Orthopedics
-bone specialist,profession:Doctor+specialty:Orthopedics
-ortho,profession:Doctor+specialty:Orthopedics
-orthopedic,specialty:Orthopedics
-orthopaedic,specialty:Orthopedics
-orthopaedics,specialty:Orthopedics
-neurologist,profession:Doctor+specialty:Neurology
-neuro,profession:Doctor+specialty:Neurology
-general physician,profession:Doctor+specialty:General Medicine
-gp,profession:Doctor+specialty:General Medicine
-family doctor,profession:Doctor+specialty:General Medicine
-family physician,profession:Doctor+specialty:General Medicine
-internist,profession:Doctor+specialty:General Medicine
-dental surgeon,profession:Dentist
-dental doctor,profession:Dentist
-tooth doctor,profession:Dentist
-orthodontist,profession:Dentist+specialty:Orthodontics
-# Lawyers
-advocate,profession:Lawyer
-attorney,profession:Lawyer
-solicitor,profession:Lawyer
-counsel,profession:Lawyer
-legal counsel,profession:Lawyer
-legal advisor,profession:Lawyer
-legal adviser,profession:Lawyer
-ip lawyer,profession:Lawyer+specialty:Intellectual Property
-patent lawyer,profession:Lawyer+specialty:Intellectual Property
-patent attorney,profession:Lawyer+specialty:Intellectual Property
-criminal lawyer,profession:Lawyer+specialty:Criminal Law
-divorce lawyer,profession:Lawyer+specialty:Family Law
-family lawyer,profession:Lawyer+specialty:Family Law
-corporate lawyer,profession:Lawyer+specialty:Corporate Law
-# Accountants
-ca,profession:Chartered Accountant
-accountant,profession:Chartered Accountant
-auditor,profession:Chartered Accountant
-tax consultant,profession:Chartered Accountant+specialty:Taxation
-tax advisor,profession:Chartered Accountant+specialty:Taxation
-gst consultant,profession:Chartered Accountant+specialty:GST Advisory
-gst expert,profession:Chartered Accountant+specialty:GST Advisory
-# Software
-developer,profession:Software Engineer
-programmer,profession:Software Engineer
-dev,profession:Software Engineer
-coder,profession:Software Engineer
-software developer,profession:Software Engineer
-software dev,profession:Software Engineer
-swe,profession:Software Engineer
-sde,profession:Software Engineer
-techie,profession:Software Engineer
-web developer,profession:Software Engineer
-full stack developer,profession:Software Engineer
-frontend developer,profession:Software Engineer+specialty:Frontend
-front end developer,profession:Software Engineer+specialty:Frontend
-ui developer,profession:Software Engineer+specialty:Frontend
-backend developer,profession:Software Engineer+specialty:Backend
-back end developer,profession:Software Engineer+specialty:Backend
-mobile developer,profession:Software Engineer+specialty:Mobile
-app developer,profession:Software Engineer+specialty:Mobile
-android developer,profession:Software Engineer+specialty:Mobile
-ios developer,profession:Software Engineer+specialty:Mobile
-devops engineer,profession:Software Engineer+specialty:DevOps
-sre,profession:Software Engineer+specialty:DevOps
-data engineer,profession:Software Engineer+specialty:Data Engineering
-# Other professions
-tutor,profession:Teacher
-educator,profession:Teacher
-school teacher,profession:Teacher
-maths,specialty:Mathematics
-math,specialty:Mathematics
-cameraman,profession:Photographer
-videographer,skill:Videography
-interior decorator,profession:Interior Designer
-marketer,profession:Marketing Manager
-digital marketer,profession:Marketing Manager+specialty:Digital Marketing
-investment banker,profession:Banker+specialty:Investment Banking
-business owner,profession:Entrepreneur
-businessman,profession:Entrepreneur
-businessmen,profession:Entrepreneur
-businesswoman,profession:Entrepreneur
-businesswomen,profession:Entrepreneur
-structural engineer,profession:Civil Engineer+specialty:Structural
-automotive engineer,profession:Mechanical Engineer+specialty:Automotive
-hvac engineer,profession:Mechanical Engineer+specialty:HVAC
-# Engineering branches
-cse,branch:Computer Science
-cs,branch:Computer Science
-ece,branch:Electronics
-eee,branch:Electrical
-mech,branch:Mechanical
+nasik,city:Nashik
+vadodara,city:Vadodara
+# Cities in Devanagari
+नाशिक,city:Nashik
+नासिक,city:Nashik
+पुणे,city:Pune
+पूना,city:Pune
+मुंबई,city:Mumbai
+मुम्बई,city:Mumbai
+बंबई,city:Mumbai
+दिल्ली,city:Delhi
+नई दिल्ली,city:Delhi
+बेंगलुरु,city:Bengaluru
+बैंगलोर,city:Bengaluru
+बंगलौर,city:Bengaluru
+चेन्नई,city:Chennai
+कोलकाता,city:Kolkata
+हैदराबाद,city:Hyderabad
+अहमदाबाद,city:Ahmedabad
+सूरत,city:Surat
+नागपुर,city:Nagpur
+जयपुर,city:Jaipur
+लखनऊ,city:Lucknow
+इंदौर,city:Indore
+भोपाल,city:Bhopal
+वडोदरा,city:Vadodara
+ठाणे,city:Thane
+औरंगाबाद,city:Aurangabad
+नोएडा,city:Noida
+गुड़गांव,city:Gurugram
+गुरुग्राम,city:Gurugram
+चंडीगढ़,city:Chandigarh
+पटना,city:Patna
+कोच्चि,city:Kochi
+मैसूर,city:Mysuru
+गोवा,city:Goa
+बेलगाम,city:Belagavi
+हुबली,city:Hubballi
+कोल्हापुर,city:Kolhapur
+# Professions and specialties: the values name concepts (see concepts.rs),
+# resolved at every load to whatever the loaded directory calls them.
+doc,profession:doctor
+docs,profession:doctor
+dr,profession:doctor
+medic,profession:doctor
+medico,profession:doctor
+daktar,profession:doctor
+doctor sahab,profession:doctor
+surgeon,profession:doctor
+डॉक्टर,profession:doctor
+डाक्टर,profession:doctor
+डॉक्टरों,profession:doctor
+चिकित्सक,profession:doctor
+cardiologist,profession:doctor+specialty:cardiology
+heart specialist,profession:doctor+specialty:cardiology
+heart doctor,profession:doctor+specialty:cardiology
+skin doctor,profession:doctor+specialty:dermatology
+bone doctor,profession:doctor+specialty:orthopedics
+child doctor,profession:doctor+specialty:pediatrics
+kids doctor,profession:doctor+specialty:pediatrics
+children s doctor,profession:doctor+specialty:pediatrics
+eye doctor,profession:doctor+specialty:ophthalmology
+cancer doctor,profession:doctor+specialty:oncology
+brain doctor,profession:doctor+specialty:neurology
+cardiac surgeon,profession:doctor+specialty:cardiology
+dermatologist,profession:doctor+specialty:dermatology
+skin specialist,profession:doctor+specialty:dermatology
+pediatrician,profession:doctor+specialty:pediatrics
+paediatrician,profession:doctor+specialty:pediatrics
+child specialist,profession:doctor+specialty:pediatrics
+orthopedist,profession:doctor+specialty:orthopedics
+orthopedician,profession:doctor+specialty:orthopedics
+orthopaedician,profession:doctor+specialty:orthopedics
+orthopedic surgeon,profession:doctor+specialty:orthopedics
+orthopaedic surgeon,profession:doctor+specialty:orthopedics
+bone specialist,profession:doctor+specialty:orthopedics
+neurologist,profession:doctor+specialty:neurology
+general physician,profession:doctor+specialty:general medicine
+gp,profession:doctor+specialty:general medicine
+family doctor,profession:doctor+specialty:general medicine
+family physician,profession:doctor+specialty:general medicine
+internist,profession:doctor+specialty:general medicine
+gynecologist,profession:doctor+specialty:gynecology
+gynaecologist,profession:doctor+specialty:gynecology
+gynac,profession:doctor+specialty:gynecology
+ophthalmologist,profession:doctor+specialty:ophthalmology
+eye specialist,profession:doctor+specialty:ophthalmology
+ent specialist,profession:doctor+specialty:ent
+oncologist,profession:doctor+specialty:oncology
+cancer specialist,profession:doctor+specialty:oncology
+psychiatrist,profession:doctor+specialty:psychiatry
+radiologist,profession:doctor+specialty:radiology
+dental doctor,profession:dentist
+tooth doctor,profession:dentist
+orthodontist,profession:dentist+specialty:orthodontics
+advocate,profession:lawyer
+attorney,profession:lawyer
+solicitor,profession:lawyer
+counsel,profession:lawyer
+legal counsel,profession:lawyer
+legal advisor,profession:lawyer
+legal adviser,profession:lawyer
+vakil,profession:lawyer
+vakeel,profession:lawyer
+वकील,profession:lawyer
+अधिवक्ता,profession:lawyer
+ip lawyer,profession:lawyer+specialty:intellectual property
+patent lawyer,profession:lawyer+specialty:intellectual property
+patent attorney,profession:lawyer+specialty:intellectual property
+criminal lawyer,profession:lawyer+specialty:criminal law
+divorce lawyer,profession:lawyer+specialty:family law
+family lawyer,profession:lawyer+specialty:family law
+corporate lawyer,profession:lawyer+specialty:corporate law
+litigator,profession:lawyer+specialty:litigation
+property lawyer,profession:lawyer+specialty:property law
+ca,profession:chartered accountant
+accountant,profession:chartered accountant
+सीए,profession:chartered accountant
+auditor,profession:chartered accountant+specialty:audit
+tax consultant,profession:chartered accountant+specialty:taxation
+tax advisor,profession:chartered accountant+specialty:taxation
+tax expert,profession:chartered accountant+specialty:taxation
+gst consultant,profession:chartered accountant+specialty:gst advisory
+gst expert,profession:chartered accountant+specialty:gst advisory
+developer,profession:software engineer
+programmer,profession:software engineer
+dev,profession:software engineer
+devs,profession:software engineer
+coder,profession:software engineer
+software developer,profession:software engineer
+software dev,profession:software engineer
+swe,profession:software engineer
+sde,profession:software engineer
+techie,profession:software engineer
+techies,profession:software engineer
+it guy,profession:software engineer
+web developer,profession:software engineer
+full stack developer,profession:software engineer
+frontend developer,profession:software engineer+specialty:frontend
+front end developer,profession:software engineer+specialty:frontend
+ui developer,profession:software engineer+specialty:frontend
+backend developer,profession:software engineer+specialty:backend
+back end developer,profession:software engineer+specialty:backend
+mobile developer,profession:software engineer+specialty:mobile
+app developer,profession:software engineer+specialty:mobile
+android developer,profession:software engineer+specialty:mobile
+ios developer,profession:software engineer+specialty:mobile
+devops engineer,profession:software engineer+specialty:devops
+sre,profession:software engineer+specialty:devops
+data engineer,profession:software engineer+specialty:data engineering
+data scientist,specialty:data science
+ux designer,profession:designer+specialty:ux
+surat,city:Surat
+tutor,profession:teacher
+educator,profession:teacher
+school teacher,profession:teacher
+शिक्षक,profession:teacher
+अध्यापक,profession:teacher
+टीचर,profession:teacher
+chemist,profession:pharmacist
+druggist,profession:pharmacist
+medical store,profession:pharmacist
+medical shop,profession:pharmacist
+केमिस्ट,profession:pharmacist
+cameraman,profession:photographer
+फोटोग्राफर,profession:photographer
+videographer,skill:videography
+interior decorator,profession:interior designer
+marketer,profession:marketing manager
+digital marketer,profession:marketing manager+specialty:digital marketing
+investment banker,profession:banker+specialty:investment banking
+business owner,profession:entrepreneur
+businessman,profession:entrepreneur
+businessmen,profession:entrepreneur
+businesswoman,profession:entrepreneur
+businesswomen,profession:entrepreneur
+vyapari,profession:entrepreneur
+व्यापारी,profession:entrepreneur
+structural engineer,profession:civil engineer+specialty:structural
+automotive engineer,profession:mechanical engineer+specialty:automotive
+hvac engineer,profession:mechanical engineer+specialty:hvac
+builder,profession:contractor
+property dealer,profession:real estate agent
+realtor,profession:real estate agent
+broker,profession:real estate agent
+insurance agent,profession:insurance agent
+lic agent,profession:insurance agent
+plumber,profession:plumber
+electrician,profession:electrician
+carpenter,profession:carpenter
+nurse,profession:nurse
+counsellor,profession:psychologist
+counselor,profession:psychologist
+maths,specialty:mathematics
+math,specialty:mathematics
+# Degrees and branches as alumni write them
+doctorate,degree:phd
+doctorates,degree:phd
+phds,degree:phd
+cse,branch:computer science
+cs,branch:computer science
+ece,branch:electronics
+eee,branch:electrical
+mech,branch:mechanical
+# Hinglish and Hindi function words: any, is there, in, need, please, and
+# forms of address. They carry no search.
+koi,ignore
+koii,ignore
+hai,ignore
+hain,ignore
+he,ignore
+kya,ignore
+kia,ignore
+mein,ignore
+mai,ignore
+mei,ignore
+main,ignore
+ka,ignore
+ki,ignore
+ke,ignore
+ko,ignore
+se,ignore
+chahiye,ignore
+chahie,ignore
+chaiye,ignore
+chahiya,ignore
+chaahiye,ignore
+batao,ignore
+bataiye,ignore
+bataye,ignore
+bata,ignore
+dedo,ignore
+do,ignore
+dijiye,ignore
+milega,ignore
+milegi,ignore
+milenge,ignore
+bhaiya,ignore
+bhaiyya,ignore
+didi,ignore
+yaar,ignore
+yar,ignore
+sahab,ignore
+saab,ignore
+na,ignore
+kuch,ignore
+wala,ignore
+wale,ignore
+wali,ignore
+ek,ignore
+aap,ignore
+mujhe,ignore
+muje,ignore
+hume,ignore
+humein,ignore
+hamein,ignore
+kaun,ignore
+kon,ignore
+kahan,ignore
+kaha,ignore
+kidhar,ignore
+bhi,ignore
+log,ignore
+logo,ignore
+logon,ignore
+sab,ignore
+zara,ignore
+jara,ignore
+hoga,ignore
+hota,ignore
+kripya,ignore
+please,ignore
+plss,ignore
+plzz,ignore
+plzzz,ignore
+pleez,ignore
+any1,ignore
+anyone1,ignore
+some1,ignore
+sum1,ignore
+ne1,ignore
+every1,ignore
+ppl,ignore
+asap,ignore
+कोई,ignore
+है,ignore
+हैं,ignore
+क्या,ignore
+में,ignore
+मे,ignore
+से,ignore
+का,ignore
+की,ignore
+के,ignore
+को,ignore
+चाहिए,ignore
+चाहिये,ignore
+बताओ,ignore
+बताइए,ignore
+कृपया,ignore
+मुझे,ignore
+जी,ignore
+भाई,ignore
 ";
 
 #[cfg(test)]
@@ -392,9 +588,10 @@ mod tests {
         assert_eq!(
             cardiologist.meaning,
             Meaning::Fields(vec![
-                (Field::Profession, "Doctor".to_owned()),
-                (Field::Specialty, "Cardiology".to_owned()),
-            ])
+                (Field::Profession, "doctor".to_owned()),
+                (Field::Specialty, "cardiology".to_owned()),
+            ]),
+            "built-ins name concepts, not one directory's values"
         );
     }
 

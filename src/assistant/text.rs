@@ -164,6 +164,33 @@ pub(crate) fn inflections(word: &str) -> Vec<String> {
     out
 }
 
+/// `word` with letters repeated for emphasis cut down ("pleaseee" →
+/// "please", "hiiii" → "hi"): runs of three or more become one, and also
+/// two ("gooood" → "good"). Empty if there is no such run.
+pub(crate) fn squeezed(word: &str) -> Vec<String> {
+    let mut runs: Vec<(char, usize)> = Vec::new();
+    for c in word.chars() {
+        match runs.last_mut() {
+            Some((last, n)) if *last == c => *n += 1,
+            _ => runs.push((c, 1)),
+        }
+    }
+    if !runs.iter().any(|&(_, n)| n >= 3) {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for keep in [1, 2] {
+        let s: String = runs
+            .iter()
+            .flat_map(|&(c, n)| std::iter::repeat_n(c, if n >= 3 { keep } else { n }))
+            .collect();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
+}
+
 /// A sound-alike key for names written in Latin script, so that common
 /// transliteration variants meet: "Lakshmi"/"Laxmi", "Shruthi"/"Sruti",
 /// "Swathi"/"Swati", "Deepa"/"Dipa".
@@ -273,6 +300,13 @@ mod tests {
         assert!(inflections("sarees").contains(&"saree".to_owned()));
         assert!(inflections("ca").contains(&"cas".to_owned()));
         assert!(inflections("डॉक्टर").is_empty());
+    }
+
+    #[test]
+    fn repeated_letters_are_squeezed() {
+        assert_eq!(squeezed("pleaseee"), ["please", "pleasee"]);
+        assert_eq!(squeezed("gooood"), ["god", "good"]);
+        assert!(squeezed("doctor").is_empty());
     }
 
     #[test]

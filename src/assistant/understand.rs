@@ -58,6 +58,12 @@ pub(crate) struct Parsed {
     /// Words in a script other than Latin that meant nothing.
     pub foreign_words: bool,
     pub word_count: usize,
+    /// "the one in Nashik", "the doctor": narrow the list just shown, even
+    /// a list of members found by name.
+    pub narrow_cue: bool,
+    /// Things asked for that the directory has no one for ("plumbers"),
+    /// as a reply names them.
+    pub missing: Vec<String>,
 }
 
 /// The last search of the conversation, as stored in its session entry.
@@ -171,8 +177,22 @@ impl Reader<'_> {
         }
         let raw = text::words(message);
         parsed.word_count = raw.len();
-        let words: Vec<Word> = raw.iter().map(|w| self.corrected(w)).collect();
+        let frames = self.name_frames(&raw);
+        let words: Vec<Word> = raw
+            .iter()
+            .zip(&frames)
+            .map(|(w, frame)| match frame {
+                Frame::Open => self.corrected(w),
+                Frame::Name | Frame::Cue => w.clone(),
+            })
+            .collect();
         let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+        let framed = frames.contains(&Frame::Name);
+        parsed.narrow_cue = (texts.first() == Some(&"the") && !framed)
+            || texts.windows(2).any(|p| {
+                matches!(p, ["the" | "which" | "that", "one" | "ones"])
+                    || matches!(p, [_, "wala" | "wali" | "wale" | "vala" | "vali"])
+            });
         parsed.refine_cue = texts.iter().any(|w| words::is_refine_cue(w))
             || texts
                 .first()
@@ -182,27 +202,145 @@ impl Reader<'_> {
                 .any(|p| matches!(p, ["what" | "how", "about"]));
         parsed.fresh_cue = texts.iter().any(|w| words::is_fresh_search_cue(w));
 
-        let leftovers = self.match_phrases(&texts, cues(&words), &mut parsed);
+        let leftovers = self.match_phrases(&texts, &frames, cues(&words), &mut parsed);
         let mut rest = Rest::default();
         for i in leftovers {
-            if let (Some(word), Some(original)) = (words.get(i), raw.get(i)) {
-                self.sort_word(i, word, &original.text, &texts, &mut parsed, &mut rest);
+            let (Some(word), Some(original), Some(frame)) =
+                (words.get(i), raw.get(i), frames.get(i))
+            else {
+                continue;
+            };
+            match frame {
+                Frame::Name => rest.name_words.push((i, &original.text)),
+                Frame::Cue => {}
+                Frame::Open => {
+                    self.sort_word(i, word, &original.text, &texts, &mut parsed, &mut rest)
+                }
             }
         }
         self.finish(rest, &texts, &mut parsed);
         parsed
     }
 
+    /// Which words a name frame marks as a name ("surname Pillai", "the
+    /// Shah family", "Dr Kulkarni", "R. Sharma", "is Kabir Anand a
+    /// member", "is there a Kabir Anand", "anyone called Meera"), and the
+    /// cue words of those frames, which then search for nothing.
+    fn name_frames(&self, words: &[Word]) -> Vec<Frame> {
+        let texts: Vec<&str> = words.iter().map(|w| w.text.as_str()).collect();
+        let mut frames = vec![Frame::Open; texts.len()];
+        let names = self.index.names();
+        // A word that can be part of a name: a member's name word, or a
+        // word that means nothing else here.
+        let nameable = |w: &str| {
+            names.is_name_word(w)
+                || (!self.vocabulary.knows_word(w)
+                    && words::role(w).is_none()
+                    && !words::is_name_cue(w)
+                    && w.chars().all(char::is_alphabetic)
+                    && w.chars().count() >= 2)
+        };
+        let mark_from = |frames: &mut Vec<Frame>, start: usize, stop: Option<usize>| {
+            let end = stop.unwrap_or(texts.len()).min(start + 3);
+            for (frame, w) in frames.iter_mut().zip(&texts).take(end).skip(start) {
+                if !nameable(w) {
+                    break;
+                }
+                *frame = Frame::Name;
+            }
+        };
+        for (i, &w) in texts.iter().enumerate() {
+            let next = texts.get(i + 1).copied();
+            if words::is_name_cue(w) {
+                let honorific = words::is_honorific(w);
+                // "dr in Pune" is a doctor; "Dr Kulkarni" a name.
+                if next.is_some_and(|n| names.is_name_word(n) || (!honorific && nameable(n))) {
+                    frames[i] = Frame::Cue;
+                    mark_from(&mut frames, i + 1, None);
+                }
+            } else if w == "family"
+                && i >= 1
+                && texts.get(i - 1).is_some_and(|p| names.is_name_word(p))
+            {
+                frames[i] = Frame::Cue;
+                frames[i - 1] = Frame::Name;
+            } else if w.chars().count() == 1
+                && w.chars().all(|c| c.is_ascii_lowercase())
+                && !matches!(w, "a" | "i" | "u" | "s" | "t" | "d" | "m")
+                && next.is_some_and(|n| names.is_name_word(n))
+            {
+                // "R. Sharma": an initial.
+                frames[i] = Frame::Name;
+            }
+        }
+        // "is Kabir Anand a member", "is there a Kabir Anand".
+        if let Some(start) = texts.iter().position(|w| *w == "is") {
+            let member_at = texts
+                .iter()
+                .position(|w| matches!(*w, "member" | "members"));
+            let after_there = match texts.get(start + 1..) {
+                Some(["there", "a" | "an" | "any" | "someone" | "somebody", ..]) => Some(start + 3),
+                Some(["there", ..]) => Some(start + 2),
+                _ => None,
+            };
+            if let Some(member_at) = member_at.filter(|&m| m > start + 1) {
+                let stop = if texts.get(member_at - 1) == Some(&"a") {
+                    member_at - 1
+                } else {
+                    member_at
+                };
+                mark_from(&mut frames, start + 1, Some(stop));
+            } else if let Some(from) = after_there {
+                let all_nameable = texts.get(from..).is_some_and(|rest| {
+                    !rest.is_empty()
+                        && rest.len() <= 3
+                        && rest
+                            .iter()
+                            .all(|w| nameable(w) && !words::looks_like_a_role(w))
+                });
+                if all_nameable {
+                    mark_from(&mut frames, from, None);
+                }
+            }
+        }
+        frames
+    }
+
     /// Applies the longest known phrases, left to right; the positions of
     /// the words no phrase covers.
-    fn match_phrases(&self, texts: &[&str], cues: Cues, parsed: &mut Parsed) -> Vec<usize> {
+    fn match_phrases(
+        &self,
+        texts: &[&str],
+        frames: &[Frame],
+        cues: Cues,
+        parsed: &mut Parsed,
+    ) -> Vec<usize> {
         let mut leftovers = Vec::new();
         let mut i = 0;
         while let Some(rest) = texts.get(i..).filter(|r| !r.is_empty()) {
-            match self.longest_phrase(rest, cues) {
+            // Words a name frame claimed are names, not vocabulary.
+            let open = frames
+                .get(i..)
+                .map_or(0, |f| f.iter().take_while(|f| **f == Frame::Open).count());
+            if open == 0 {
+                leftovers.push(i);
+                i += 1;
+                continue;
+            }
+            let rest = rest.get(..open).unwrap_or(rest);
+            let found = self
+                .acronym_run(rest)
+                .or_else(|| self.longest_phrase(rest, cues));
+            match found {
                 Some((len, reading)) => {
+                    let specialty = matches!(&reading, Reading::Fields(f) if f.iter().any(|(f, _)| *f == Field::Specialty));
                     apply(parsed, reading);
                     i += len.max(1);
+                    // "orthopaedic surgeons", "cardiology specialist": the
+                    // role word adds nothing to the specialty.
+                    if specialty && texts.get(i).is_some_and(|w| words::is_generic_role(w)) {
+                        i += 1;
+                    }
                 }
                 None => {
                     leftovers.push(i);
@@ -211,6 +349,45 @@ impl Reader<'_> {
             }
         }
         leftovers
+    }
+
+    /// An organisation written out in full whose initials the directory
+    /// uses ("state bank of india" for `SBI`), at the start of `words`.
+    fn acronym_run(&self, words: &[&str]) -> Option<(usize, Reading)> {
+        if words::is_filler(words.first()?) {
+            return None;
+        }
+        for len in (2..=words.len().min(5)).rev() {
+            let run = words.get(..len)?;
+            let significant: Vec<&str> = run
+                .iter()
+                .copied()
+                .filter(|w| !matches!(*w, "of" | "and" | "the" | "for"))
+                .collect();
+            let fillers = significant.iter().filter(|w| words::is_filler(w)).count();
+            if significant.len() < 2
+                || fillers > 1
+                || run
+                    .last()
+                    .is_some_and(|w| matches!(*w, "of" | "and" | "the" | "for"))
+                || !significant
+                    .iter()
+                    .all(|w| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_lowercase()))
+            {
+                continue;
+            }
+            let initials: String = significant
+                .iter()
+                .filter_map(|w| w.chars().next())
+                .collect();
+            if let Some(organization) = self.vocabulary.acronym(&initials) {
+                return Some((
+                    len,
+                    Reading::Fields(vec![(Field::Organization, organization.to_owned())]),
+                ));
+            }
+        }
+        None
     }
 
     /// Sorts a word no phrase covered: a number, a conversational word, a
@@ -262,19 +439,30 @@ impl Reader<'_> {
             // "Hi Sahyadri": the organisation, not a search.
         } else if self.index.text().is_some_and(|t| t.knows(text)) {
             parsed.entities.keywords.push(text.to_owned());
+        } else if words::looks_like_a_role(text) && subject_position(i, texts) {
+            // "any plumbers in Pune": what is asked for, not a near name.
+            rest.unknown_roles.push((i, text.to_owned()));
         } else if names.matches(original).1.is_some() {
             rest.name_words.push((i, original));
         } else if words::looks_like_a_role(text) {
-            rest.unknown_roles.push(text.to_owned());
+            rest.unknown_roles.push((i, text.to_owned()));
         } else if !text.is_ascii() {
             parsed.foreign_words = true;
         } else if text.len() >= 2 && text.bytes().all(|b| b.is_ascii_lowercase()) {
-            rest.unknown_words.push((i, original));
+            let after_place_word = before.is_some_and(words::is_place_preposition);
+            let written_as_a_name = original.chars().next().is_some_and(char::is_uppercase);
+            if after_place_word && (written_as_a_name || after.is_none()) {
+                // "electricians in Surat" where no member is in Surat: the
+                // place asked for, which finds no one, not every city.
+                rest.unknown_place.get_or_insert_with(|| capitalised(text));
+            } else {
+                rest.unknown_words.push((i, original));
+            }
         }
     }
 
-    /// Settles what depends on the whole message: names, unknown roles,
-    /// cardinal positions.
+    /// Settles what depends on the whole message: names, what was asked
+    /// for that no one is, cardinal positions.
     fn finish(&self, mut rest: Rest<'_>, texts: &[&str], parsed: &mut Parsed) {
         // An unknown word beside a name is the rest of that name: "is there
         // a Rahul Dravid" asks for Rahul Dravid, not for every Rahul.
@@ -288,15 +476,84 @@ impl Reader<'_> {
             }
         }
         rest.name_words.sort_by_key(|&(i, _)| i);
+        rest.name_words.dedup_by_key(|&mut (i, _)| i);
         if let Some(name) = self.name(&rest.name_words) {
             parsed.entities.name = Some(name);
         }
-        // "plumbers in Chennai" is a search that finds no one, not a search
-        // of Chennai; "what's the weather" is no search at all.
-        if !rest.unknown_roles.is_empty()
-            && (parsed.entities.has_constraints() || texts.iter().any(|w| words::is_search_verb(w)))
+        if parsed.entities.city.is_none()
+            && parsed.entities.area.is_none()
+            && let Some(place) = rest.unknown_place.take()
+            && (parsed.entities.names_a_subject()
+                || !rest.unknown_roles.is_empty()
+                || !parsed.missing.is_empty()
+                || texts.iter().any(|w| words::is_search_verb(w)))
         {
-            parsed.entities.keywords.append(&mut rest.unknown_roles);
+            parsed.entities.city = Some(place);
+        }
+        let searching =
+            parsed.entities.has_constraints() || texts.iter().any(|w| words::is_search_verb(w));
+        // What was asked for that no vocabulary, name or text knows: "any
+        // plumbers in Pune" finds no one, and says so, rather than listing
+        // Pune; "find yoga teachers" looks for teachers matching "yoga".
+        let mut asked: Vec<(usize, String)> = Vec::new();
+        if searching {
+            asked.append(&mut rest.unknown_roles);
+        }
+        let named: Vec<usize> = rest.name_words.iter().map(|&(i, _)| i).collect();
+        for &(i, word) in &rest.unknown_words {
+            if !named.contains(&i) && subject_position(i, texts) {
+                asked.push((i, word.to_owned()));
+            }
+        }
+        asked.sort();
+        let missing: Vec<String> = std::mem::take(&mut parsed.missing);
+        let has_subject = parsed.entities.names_a_subject();
+        if !has_subject && parsed.entities.name.is_none() {
+            if let Some(first) = missing.first() {
+                parsed.entities.profession = Some(first.clone());
+            } else if !asked.is_empty() {
+                let roles = asked.iter().any(|(_, w)| words::looks_like_a_role(w));
+                let contiguous = asked.windows(2).all(|p| p[0].0 + 1 == p[1].0);
+                if roles && contiguous && asked.len() <= 3 {
+                    // "find a yoga teacher": one thing asked for.
+                    let phrase: Vec<&str> = asked.iter().map(|(_, w)| w.as_str()).collect();
+                    parsed.entities.profession = Some(super::concepts::display(&phrase.join(" ")));
+                } else if roles {
+                    // Many words: the last role-like one is what is asked
+                    // for, the others qualify it.
+                    let at = asked
+                        .iter()
+                        .rposition(|(_, w)| words::looks_like_a_role(w))
+                        .unwrap_or_default();
+                    let (_, role) = asked.remove(at);
+                    parsed.entities.profession = Some(super::concepts::display(&role));
+                    parsed
+                        .entities
+                        .keywords
+                        .extend(asked.iter().map(|(_, w)| w.clone()));
+                } else {
+                    // "find Kabir": a name no member has.
+                    parsed.entities.name = Some(
+                        asked
+                            .iter()
+                            .map(|(_, w)| capitalised(w))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
+                }
+            }
+        } else {
+            for what in missing {
+                let word = text::key(&what);
+                if !parsed.entities.keywords.contains(&word) {
+                    parsed.entities.keywords.push(word);
+                }
+            }
+            for (_, word) in asked {
+                if !parsed.entities.keywords.contains(&word) {
+                    parsed.entities.keywords.push(word);
+                }
+            }
         }
         parsed.entities.keywords.dedup();
         parsed.entities.keywords.truncate(MAX_KEYWORDS);
@@ -316,6 +573,20 @@ impl Reader<'_> {
             || self.index.text().is_some_and(|t| t.knows(text));
         if known {
             return word.clone();
+        }
+        // "pleaseee", "doctorsss", and British or American spellings.
+        for other in text::squeezed(text)
+            .into_iter()
+            .chain(std::iter::once(super::concepts::fold(text)))
+        {
+            if other != text
+                && (self.vocabulary.knows_word(&other) || words::role(&other).is_some())
+            {
+                return Word {
+                    text: other,
+                    ..word.clone()
+                };
+            }
         }
         // A near name ("Laxmi") is a name, not a misspelt vocabulary word.
         let (_, closeness) = self.index.names().matches(text);
@@ -350,6 +621,16 @@ impl Reader<'_> {
             let Some(senses) = self.vocabulary.phrase(&key) else {
                 continue;
             };
+            let short = (senses.values.is_empty() || senses.short_form_only)
+                && (senses.builtin.is_none() || senses.spelling_only)
+                && senses.role.is_none();
+            let free_text = short
+                && senses.synonym.is_none()
+                && len == 1
+                && self.index.text().is_some_and(|t| t.knows(&key));
+            if free_text {
+                continue;
+            }
             match senses.read(&key, cues) {
                 Reading::Nothing => continue,
                 reading => return Some((len, reading)),
@@ -411,7 +692,8 @@ fn plan_search(
     // Koramangala"), never a question of its own ("anyone in Pune?") and
     // never a search for a person by name.
     let refine = listing.as_ref().is_some_and(|last| {
-        parsed.refine_cue
+        (parsed.narrow_cue && last.total > 0)
+            || parsed.refine_cue
             || (!entities.names_a_subject()
                 && !parsed.fresh_cue
                 && !parsed.own_batch
@@ -512,10 +794,84 @@ struct Rest<'w> {
     name_words: Vec<(usize, &'w str)>,
     /// Unknown words of no kind, which may complete a name.
     unknown_words: Vec<(usize, &'w str)>,
-    /// Unknown words shaped like a role.
-    unknown_roles: Vec<String>,
+    /// (position, word) of unknown words shaped like a role.
+    unknown_roles: Vec<(usize, String)>,
     /// "two": a position if the message is short.
     cardinal: Option<u32>,
+    /// A place no member is in, written after "in" or "from".
+    unknown_place: Option<String>,
+}
+
+/// What a name frame makes of a word (see `Reader::name_frames`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    /// Read as usual.
+    Open,
+    /// Part of a name.
+    Name,
+    /// The frame's own word ("surname", "Dr", "family"): means nothing.
+    Cue,
+}
+
+/// Whether the word at `i` reads as the thing being searched for: after
+/// "find", "any", "need", "looking for", "koi"; or right before "in",
+/// "from", "near" and the like; or before "chahiye".
+fn subject_position(i: usize, texts: &[&str]) -> bool {
+    let before = texts
+        .get(..i)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .copied()
+        .find(|w| {
+            !matches!(
+                *w,
+                "a" | "an"
+                    | "some"
+                    | "good"
+                    | "me"
+                    | "the"
+                    | "for"
+                    | "of"
+                    | "any"
+                    | "koi"
+                    | "ek"
+                    | "us"
+                    | "few"
+                    | "reliable"
+                    | "best"
+            )
+        });
+    let wanted_before = texts
+        .get(..i)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .take(3)
+        .any(|w| words::is_search_verb(w) || matches!(*w, "koi" | "any"));
+    let after = texts.get(i + 1).copied();
+    let place_after = after.is_some_and(|w| {
+        matches!(
+            w,
+            "in" | "at"
+                | "from"
+                | "near"
+                | "around"
+                | "mein"
+                | "me"
+                | "mai"
+                | "se"
+                | "chahiye"
+                | "chahie"
+                | "chaiye"
+                | "needed"
+                | "required"
+                | "available"
+                | "hai"
+                | "batao"
+        )
+    });
+    (wanted_before && before.is_none_or(|w| !words::is_name_cue(w))) || place_after
 }
 
 /// A number in the message: a graduation year ("1995", "'95", "95 batch")
@@ -588,6 +944,7 @@ fn apply(parsed: &mut Parsed, reading: Reading) {
             Role::Last => parsed.position = Some(Position::Last),
             other => request(&mut parsed.requests, other),
         },
+        Reading::Missing(what) => parsed.missing.push(what),
         Reading::AnyLocation => parsed.any_location = true,
         Reading::Ignore | Reading::Nothing => {}
     }

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use super::concepts;
 use super::field::Field;
 use super::synonyms::{Meaning, Synonyms};
 use super::text;
@@ -54,8 +55,20 @@ const TITLE_WORDS: &[&str] = &[
 /// Everything a phrase can mean.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Senses {
-    /// From a synonyms table; wins over the rest.
+    /// From the operator's synonyms file; wins over the rest.
     pub synonym: Option<Meaning>,
+    /// From the built-in table (resolved to this directory's values, see
+    /// [`super::concepts`]) or derived from a directory value ("auditor"
+    /// from `Audit`): read only when the directory itself has no reading.
+    pub builtin: Option<Meaning>,
+    /// The built-in reading is only another spelling of a concept ("gst"
+    /// for `GST Advisory`): a single word of it that members also wrote
+    /// about themselves is searched as free text instead, which finds
+    /// the specialty's members and the others who mention it.
+    pub spelling_only: bool,
+    /// The directory readings are only short forms of values (`Family
+    /// Law` as "family"): read like `spelling_only`.
+    pub short_form_only: bool,
     /// A conversational phrase ("thank you", "next page").
     pub role: Option<Role>,
     /// "all cities", "anywhere".
@@ -86,20 +99,31 @@ pub(crate) struct Cues {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reading {
     Fields(Vec<(Field, String)>),
+    /// A thing asked for that this directory has no one for ("plumbers"),
+    /// as a reply names it.
+    Missing(String),
     Role(Role),
     AnyLocation,
     Ignore,
     Nothing,
 }
 
+impl Meaning {
+    fn reading(&self) -> Reading {
+        match self {
+            Meaning::Fields(fields) => Reading::Fields(fields.clone()),
+            Meaning::Missing(what) => Reading::Missing(what.clone()),
+            Meaning::Intent(role) => Reading::Role(*role),
+            Meaning::Ignore => Reading::Ignore,
+        }
+    }
+}
+
 impl Senses {
     /// Picks the reading of a phrase (`key`) given the message's cues.
     pub(crate) fn read(&self, key: &str, cues: Cues) -> Reading {
-        match &self.synonym {
-            Some(Meaning::Fields(fields)) => return Reading::Fields(fields.clone()),
-            Some(Meaning::Intent(role)) => return Reading::Role(*role),
-            Some(Meaning::Ignore) => return Reading::Ignore,
-            None => {}
+        if let Some(meaning) = &self.synonym {
+            return meaning.reading();
         }
         if let Some(role) = self.role {
             return Reading::Role(role);
@@ -142,8 +166,28 @@ impl Senses {
                 return Reading::Fields(vec![(field, value.clone())]);
             }
         }
-        Reading::Nothing
+        self.builtin
+            .as_ref()
+            .map_or(Reading::Nothing, Meaning::reading)
     }
+}
+
+/// The synonym tables of one load (see [`super::concepts`]).
+pub(crate) struct Tables<'a> {
+    /// The built-in terms, resolved to this directory.
+    pub builtin: &'a Synonyms,
+    /// Other spellings of the concepts this directory has.
+    pub spellings: &'a Synonyms,
+    /// The operator's file.
+    pub operator: &'a Synonyms,
+}
+
+/// Where a synonym comes from, which decides what it wins over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Operator,
+    Builtin,
+    Spelling,
 }
 
 /// Phrases, their senses, and what completes them.
@@ -157,13 +201,20 @@ pub(crate) struct Vocabulary {
     area_city: HashMap<String, String>,
     /// (field, key) → the directory's spelling.
     spelling: HashMap<(Field, String), String>,
+    /// Initials → the organisation written as them (`SBI`, `L&T`).
+    acronyms: HashMap<String, String>,
 }
 
 impl Vocabulary {
-    pub(crate) fn build(directory: &Directory, synonyms: &[&Synonyms]) -> Vocabulary {
+    /// The vocabulary of `directory`, with the built-in table already
+    /// resolved to its values (`builtin`) and the operator's table.
+    pub(crate) fn build(directory: &Directory, tables: &Tables<'_>) -> Vocabulary {
         let mut vocabulary = Vocabulary::default();
         let mut counts: HashMap<String, u32> = HashMap::new();
         let mut area_cities: HashMap<String, Vec<String>> = HashMap::new();
+        // Specialty key → profession → members: what a role noun derived
+        // from a specialty ("cardiologist") is a kind of.
+        let mut professions: HashMap<String, HashMap<String, u32>> = HashMap::new();
         for member in directory.active_members() {
             vocabulary.add_member(member, &mut counts);
             if !member.area.is_empty() && !member.city.is_empty() {
@@ -172,8 +223,17 @@ impl Vocabulary {
                     cities.push(member.city.clone());
                 }
             }
+            if !member.specialty.is_empty() && !member.profession.is_empty() {
+                *professions
+                    .entry(text::key(&member.specialty))
+                    .or_default()
+                    .entry(member.profession.clone())
+                    .or_default() += 1;
+            }
         }
         vocabulary.link_branches();
+        vocabulary.add_role_nouns(&professions);
+        vocabulary.add_organization_aliases();
         vocabulary.area_city = area_cities
             .into_iter()
             .filter_map(|(area, cities)| match cities.as_slice() {
@@ -181,11 +241,16 @@ impl Vocabulary {
                 _ => None,
             })
             .collect();
-        for table in synonyms {
-            for synonym in &table.entries {
-                let meaning = vocabulary.respell(&synonym.meaning);
-                vocabulary.add_synonym(&synonym.term, meaning);
-            }
+        for synonym in &tables.spellings.entries {
+            vocabulary.add_meaning(&synonym.term, synonym.meaning.clone(), Source::Spelling);
+        }
+        for synonym in &tables.builtin.entries {
+            let meaning = vocabulary.respell(&synonym.meaning);
+            vocabulary.add_meaning(&synonym.term, meaning, Source::Builtin);
+        }
+        for synonym in &tables.operator.entries {
+            let meaning = vocabulary.respell(&synonym.meaning);
+            vocabulary.add_meaning(&synonym.term, meaning, Source::Operator);
         }
         for (phrase, role) in words::COMMAND_PHRASES {
             vocabulary.senses(phrase).role = Some(*role);
@@ -207,6 +272,87 @@ impl Vocabulary {
         typo_words.extend(words::CORRECTABLE.iter().map(|w| (*w, 1)));
         vocabulary.typos = TypoIndex::new(typo_words);
         vocabulary
+    }
+
+    /// Role nouns derived from the directory's specialties: `Cardiology`
+    /// gives "cardiologist", `Audit` "auditor", `Pediatrics`
+    /// "pediatrician", each meaning the specialty within the profession
+    /// most of its members have.
+    fn add_role_nouns(&mut self, professions: &HashMap<String, HashMap<String, u32>>) {
+        let specialties: Vec<(String, String)> = self
+            .spelling
+            .iter()
+            .filter(|((field, _), _)| *field == Field::Specialty)
+            .map(|((_, key), spelling)| (key.clone(), spelling.clone()))
+            .collect();
+        for (key, spelling) in specialties {
+            let mut fields = vec![(Field::Specialty, spelling)];
+            if let Some(profession) = professions.get(&key).and_then(|counts| {
+                counts
+                    .iter()
+                    .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+                    .map(|(p, _)| p.clone())
+            }) {
+                fields.push((Field::Profession, profession));
+            }
+            for noun in role_nouns(&concepts::fold(&key)) {
+                let meaning = Meaning::Fields(fields.clone());
+                Self::with_inflections(&noun, |phrase| {
+                    let senses = self.phrases.entry(phrase.to_owned()).or_default();
+                    senses.builtin.get_or_insert_with(|| meaning.clone());
+                });
+            }
+        }
+    }
+
+    /// Other names of the directory's organisations: initials ("SBI" for
+    /// State Bank of India, "M&M" for Mahindra & Mahindra), the name
+    /// without "Ltd", "Pvt", "Services" and the like, and the built-in
+    /// aliases of well-known companies whose short name is not their
+    /// initials. Single-word names that look like initials are kept in
+    /// [`Vocabulary::acronym`] so the full name written out finds them.
+    fn add_organization_aliases(&mut self) {
+        let organizations: Vec<(String, String)> = self
+            .spelling
+            .iter()
+            .filter(|((field, _), _)| *field == Field::Organization)
+            .map(|((_, key), spelling)| (key.clone(), spelling.clone()))
+            .collect();
+        for (key, spelling) in &organizations {
+            let names = organization_names(key);
+            for name in &names {
+                let letters: usize = name.split(' ').map(str::len).sum();
+                // Two-letter initials are only safe where the name has an
+                // "&" ("M&M", "L&T"); elsewhere they are everyday words.
+                let safe = letters >= 3 || (spelling.contains('&') && name.contains(' '));
+                if name != key && safe && !words::is_filler(name) && words::role(name).is_none() {
+                    self.add_value(name, Field::Organization, spelling);
+                }
+            }
+            // "Mahindra and Mahindra" for "Mahindra & Mahindra".
+            if spelling.contains('&') {
+                let written = text::key(&spelling.replace('&', " and "));
+                if written != *key {
+                    self.add_value(&written, Field::Organization, spelling);
+                }
+            }
+            let letters: String = key.split(' ').collect();
+            let all_single = key.split(' ').all(|w| w.chars().count() == 1);
+            if (2..=6).contains(&letters.chars().count())
+                && (all_single || !key.contains(' '))
+                && letters.bytes().all(|b| b.is_ascii_lowercase())
+            {
+                self.acronyms.insert(letters, spelling.clone());
+            }
+            for (short, long) in words::ORGANIZATION_ALIASES {
+                let (short, long) = (text::key(short), text::key(long));
+                if names.contains(&long) || *key == long {
+                    self.add_value(&short, Field::Organization, spelling);
+                } else if names.contains(&short) || *key == short {
+                    self.add_value(&long, Field::Organization, spelling);
+                }
+            }
+        }
     }
 
     fn senses(&mut self, phrase: &str) -> &mut Senses {
@@ -233,12 +379,15 @@ impl Vocabulary {
         if key.is_empty() {
             return;
         }
-        Self::with_inflections(key, |phrase| {
-            let senses = self.phrases.entry(phrase.to_owned()).or_default();
-            if !senses.values.iter().any(|(f, _)| *f == field) {
-                senses.values.push((field, value.to_owned()));
-            }
-        });
+        let folded = concepts::fold(key);
+        for key in [key, folded.as_str()] {
+            Self::with_inflections(key, |phrase| {
+                let senses = self.phrases.entry(phrase.to_owned()).or_default();
+                if !senses.values.iter().any(|(f, _)| *f == field) {
+                    senses.values.push((field, value.to_owned()));
+                }
+            });
+        }
     }
 
     fn add_member(&mut self, member: &Member, counts: &mut HashMap<String, u32>) {
@@ -247,6 +396,9 @@ impl Vocabulary {
                 let key = text::key(value);
                 if key.is_empty() {
                     continue;
+                }
+                if let Some(senses) = self.phrases.get_mut(&key) {
+                    senses.short_form_only = false;
                 }
                 *counts.entry(key.clone()).or_default() += 1;
                 let spelling = self
@@ -287,6 +439,20 @@ impl Vocabulary {
             Field::Branch => {
                 for suffix in ["engineering", "engineer"] {
                     self.add_value(&format!("{key} {suffix}"), field, spelling);
+                }
+            }
+            Field::Profession | Field::Specialty => {
+                // `Family Law` is also "family", `Data Engineering` "data".
+                let stripped = concepts::strip_generic(key);
+                if stripped != key
+                    && stripped.len() >= 3
+                    && !stripped.split(' ').all(words::is_filler)
+                {
+                    let fresh = !self.phrases.contains_key(&stripped);
+                    self.add_value(&stripped, field, spelling);
+                    if fresh && let Some(senses) = self.phrases.get_mut(&stripped) {
+                        senses.short_form_only = true;
+                    }
                 }
             }
             _ => {}
@@ -333,20 +499,44 @@ impl Vocabulary {
         }
     }
 
-    fn add_synonym(&mut self, term: &str, meaning: Meaning) {
+    /// Records a synonym: the operator's (`operator`), which wins over
+    /// everything, or a built-in, which only counts where the directory
+    /// has no reading of its own.
+    fn add_meaning(&mut self, term: &str, meaning: Meaning, source: Source) {
         let inflect = !matches!(meaning, Meaning::Intent(_) | Meaning::Ignore);
+        let set = |senses: &mut Senses| match source {
+            Source::Operator => senses.synonym = Some(meaning.clone()),
+            Source::Builtin => {
+                senses.builtin = Some(meaning.clone());
+                senses.spelling_only = false;
+            }
+            Source::Spelling => {
+                senses.builtin = Some(meaning.clone());
+                senses.spelling_only = true;
+            }
+        };
         if inflect {
-            Self::with_inflections(term, |phrase| {
-                self.senses(phrase).synonym = Some(meaning.clone());
-            });
+            Self::with_inflections(term, |phrase| set(self.senses(phrase)));
+            let folded = concepts::fold(term);
+            if folded != term {
+                Self::with_inflections(&folded, |phrase| set(self.senses(phrase)));
+            }
         } else {
-            self.senses(term).synonym = Some(meaning);
+            set(self.senses(term));
         }
     }
 
-    /// What phrase `key` can mean.
+    /// What phrase `key` can mean (as written, or with its spelling
+    /// folded: "paediatric" finds `Pediatrics`).
     pub(crate) fn phrase(&self, key: &str) -> Option<&Senses> {
-        self.phrases.get(key)
+        self.phrases
+            .get(key)
+            .or_else(|| self.phrases.get(&concepts::fold(key)))
+    }
+
+    /// The organisation whose name is these initials ("sbi" → `SBI`).
+    pub(crate) fn acronym(&self, initials: &str) -> Option<&str> {
+        self.acronyms.get(initials).map(String::as_str)
     }
 
     /// The most words in any phrase.
@@ -373,6 +563,94 @@ impl Vocabulary {
     pub(crate) fn len(&self) -> usize {
         self.phrases.len()
     }
+}
+
+/// Role nouns for a specialty, by the English suffixes that make them:
+/// cardiology → cardiologist, psychiatry → psychiatrist, pediatrics →
+/// pediatrician, orthopedics → orthopedist, photography → photographer,
+/// audit → auditor, litigation → litigator.
+fn role_nouns(key: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (head, last) = match key.rsplit_once(' ') {
+        Some((head, last)) => (Some(head), last),
+        None => (None, key),
+    };
+    let mut nouns = Vec::new();
+    if let Some(stem) = last.strip_suffix("logy") {
+        nouns.push(format!("{stem}logist"));
+    } else if let Some(stem) = last.strip_suffix("iatry") {
+        nouns.push(format!("{stem}iatrist"));
+    } else if let Some(stem) = last.strip_suffix("ics") {
+        nouns.push(format!("{stem}ician"));
+        nouns.push(format!("{stem}ist"));
+        nouns.push(format!("{stem}ic surgeon"));
+    } else if let Some(stem) = last.strip_suffix("graphy") {
+        nouns.push(format!("{stem}grapher"));
+    } else if let Some(stem) = last.strip_suffix("ation") {
+        nouns.push(format!("{stem}ator"));
+    } else if last == "audit" {
+        nouns.push("auditor".to_owned());
+    }
+    for noun in nouns {
+        if noun.len() >= 5 {
+            out.push(match head {
+                Some(head) => format!("{head} {noun}"),
+                None => noun,
+            });
+        }
+    }
+    out
+}
+
+/// Words an organisation's name can drop and still name it.
+#[rustfmt::skip]
+const ORGANIZATION_GENERIC: &[&str] = &[
+    "ltd", "limited", "pvt", "private", "inc", "llp", "llc", "co", "corp", "company",
+    "services", "service", "technologies", "technology", "tech", "solutions", "systems", "group",
+    "industries", "enterprises", "international", "india", "the",
+];
+
+/// Words skipped in initials: "State Bank of India" is SBI.
+const INITIALS_SKIP: &[&str] = &["of", "and", "the", "for", "in"];
+
+/// Other names of an organisation (by its key): without its generic words,
+/// and its initials with and without them, joined ("sbi") and spaced
+/// ("s b i", as "S.B.I." is written).
+pub(crate) fn organization_names(key: &str) -> Vec<String> {
+    let words: Vec<&str> = key.split(' ').filter(|w| !w.is_empty()).collect();
+    let mut names = Vec::new();
+    let core: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| !ORGANIZATION_GENERIC.contains(w) && !INITIALS_SKIP.contains(w))
+        .collect();
+    if !core.is_empty() && core.len() < words.len() {
+        names.push(core.join(" "));
+    }
+    // "HDFC Bank" is "HDFC"; "Kotak Mahindra Bank" is "Kotak Mahindra".
+    if let Some((&"bank", rest)) = words.split_last()
+        && !rest.is_empty()
+    {
+        names.push(rest.join(" "));
+    }
+    let significant: Vec<&str> = words
+        .iter()
+        .copied()
+        .filter(|w| !INITIALS_SKIP.contains(w))
+        .collect();
+    for list in [&significant, &core] {
+        if list.len() >= 2 {
+            let letters: Vec<String> = list
+                .iter()
+                .filter_map(|w| w.chars().next())
+                .map(String::from)
+                .collect();
+            names.push(letters.concat());
+            names.push(letters.join(" "));
+        }
+    }
+    names.dedup();
+    names
 }
 
 /// The word of `spelling` whose key is `word`, as written there:
@@ -403,7 +681,13 @@ mod tests {
             A,+919800000001,Doctor,Cardiology,Founder & CEO,Bengaluru,Anna Nagar,Videography,Videography; Audit,B.E,Mechanical\n\
             B,+919800000002,Mechanical Engineer,Audit,Co-founder,Chennai,Adyar,SEO,,MBA,\n";
         let directory = Directory::from_csv(csv, Region::default()).unwrap();
-        Vocabulary::build(&directory, &[&Synonyms::builtin()])
+        let concepts = super::super::concepts::Concepts::build(&directory);
+        let tables = Tables {
+            builtin: &concepts.resolve(&Synonyms::builtin()),
+            spellings: &concepts.spellings(),
+            operator: &Synonyms::default(),
+        };
+        Vocabulary::build(&directory, &tables)
     }
 
     fn read(v: &Vocabulary, phrase: &str, cues: Cues) -> Reading {
@@ -460,7 +744,14 @@ mod tests {
         );
         let csv = "name,phone,profession\nB,+919800000002,Mechanical Engineer\n";
         let directory = Directory::from_csv(csv, Region::default()).unwrap();
-        let without_branches = Vocabulary::build(&directory, &[]);
+        let without_branches = Vocabulary::build(
+            &directory,
+            &Tables {
+                builtin: &Synonyms::default(),
+                spellings: &Synonyms::default(),
+                operator: &Synonyms::default(),
+            },
+        );
         assert_eq!(
             read(&without_branches, "mechanical engineers", alumni),
             one(Field::Profession, "Mechanical Engineer")

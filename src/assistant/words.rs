@@ -56,6 +56,20 @@ pub(crate) const COMMAND_PHRASES: &[(&str, Role)] = &[
     ("mobile numbers", Role::Contact),
     ("email id", Role::Contact),
     ("email address", Role::Contact),
+    ("mobile no", Role::Contact),
+    ("mob no", Role::Contact),
+    ("phone no", Role::Contact),
+    ("ph no", Role::Contact),
+    ("contact no", Role::Contact),
+    ("contact number", Role::Contact),
+    ("cell number", Role::Contact),
+    ("cell no", Role::Contact),
+    ("whatsapp number", Role::Contact),
+    ("whatsapp no", Role::Contact),
+    ("number of", Role::Contact),
+    ("how do i reach", Role::Contact),
+    ("how to reach", Role::Contact),
+    ("get in touch", Role::Contact),
 ];
 
 /// Phrases that lift a location constraint: "lawyers in all cities".
@@ -79,7 +93,9 @@ pub(crate) fn role(word: &str) -> Option<Role> {
         | "super" | "wonderful" | "excellent" | "bye" | "goodbye" => Role::Thanks,
         "more" | "next" | "nxt" | "further" | "continue" | "aur" => Role::More,
         "contact" | "contacts" | "phone" | "phones" | "numbers" | "mobile" | "mobiles"
-        | "email" | "emails" | "mail" | "mails" | "reach" | "call" | "whatsapp" => Role::Contact,
+        | "email" | "emails" | "mail" | "mails" | "reach" | "call" | "whatsapp" | "mob" => {
+            Role::Contact
+        }
         "details" | "detail" | "profile" | "profiles" | "info" | "information" | "about"
         | "bio" => Role::Details,
         "first" | "1st" => Role::Ordinal(1),
@@ -209,7 +225,7 @@ pub(crate) fn is_own_batch_word(word: &str) -> bool {
 #[rustfmt::skip]
 const FRESH_SEARCH_CUES: &[&str] = &[
     "find", "search", "list", "show", "members", "everyone", "everybody", "anyone", "anybody",
-    "someone", "somebody", "people", "alumni", "who", "need", "looking",
+    "someone", "somebody", "people", "alumni", "who", "need", "looking", "any1", "koi",
 ];
 
 /// Words that ask a question of their own even when only a place or a
@@ -223,7 +239,8 @@ pub(crate) fn is_fresh_search_cue(word: &str) -> bool {
 #[rustfmt::skip]
 const SEARCH_VERBS: &[&str] = &[
     "find", "search", "need", "needed", "looking", "want", "any", "anyone", "anybody",
-    "someone", "somebody", "who", "list", "show", "get", "recommend", "suggest",
+    "someone", "somebody", "who", "list", "show", "get", "recommend", "suggest", "any1",
+    "some1", "koi", "chahiye", "chahie", "chaiye", "batao",
 ];
 
 /// Words that ask for someone: an unknown role after them is searched for.
@@ -287,3 +304,59 @@ pub(crate) const CORRECTABLE: &[&str] = &[
     "fifth", "someone", "anyone", "looking", "search", "people", "continue", "options",
     "engineering", "language", "languages", "experience", "experienced", "working",
 ];
+
+/// Well-known companies whose short name is not their initials, as
+/// (short, full): each direction finds the directory's spelling of the
+/// other. Initials ("SBI", "TCS", "L&T") need no entry.
+#[rustfmt::skip]
+pub(crate) const ORGANIZATION_ALIASES: &[(&str, &str)] = &[
+    ("pwc", "pricewaterhousecoopers"), ("infy", "infosys"), ("hul", "hindustan unilever"),
+    ("ril", "reliance industries"), ("jio", "reliance jio"), ("airtel", "bharti airtel"),
+    ("maruti", "maruti suzuki"), ("kotak", "kotak mahindra bank"), ("ey", "ernst young"),
+    ("jpm", "jp morgan"), ("jpmc", "jp morgan chase"), ("gs", "goldman sachs"),
+    ("bofa", "bank of america"), ("cts", "cognizant"), ("hp", "hewlett packard"),
+    ("ibm", "international business machines"), ("ge", "general electric"),
+    ("bob", "bank of baroda"), ("boi", "bank of india"), ("pnb", "punjab national bank"),
+    ("iocl", "indian oil"), ("ioc", "indian oil"), ("bhel", "bharat heavy electricals"),
+    ("hpcl", "hindustan petroleum"), ("bpcl", "bharat petroleum"), ("lic", "life insurance corporation"),
+];
+
+/// Words that introduce a name: "surname Pillai", "anyone called Meera",
+/// "Mr Patil", "Dr Kulkarni".
+pub(crate) fn is_name_cue(word: &str) -> bool {
+    matches!(
+        word,
+        "surname" | "surnamed" | "lastname" | "called" | "named" | "naam"
+    ) || is_honorific(word)
+}
+
+/// Forms of address before a name. "Dr" alone still means a doctor.
+pub(crate) fn is_honorific(word: &str) -> bool {
+    matches!(
+        word,
+        "mr" | "mrs" | "ms" | "miss" | "dr" | "shri" | "sri" | "smt" | "mister" | "prof" | "adv"
+    )
+}
+
+/// Role words that add nothing after a specialty: "orthopaedic surgeons",
+/// "cardiology specialist".
+pub(crate) fn is_generic_role(word: &str) -> bool {
+    matches!(
+        word,
+        "specialist"
+            | "specialists"
+            | "surgeon"
+            | "surgeons"
+            | "expert"
+            | "experts"
+            | "consultant"
+            | "consultants"
+            | "professional"
+            | "professionals"
+    )
+}
+
+/// Words after which a place is named: "in Surat", "from Nashik".
+pub(crate) fn is_place_preposition(word: &str) -> bool {
+    matches!(word, "in" | "from" | "near" | "around")
+}
