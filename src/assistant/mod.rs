@@ -29,6 +29,7 @@ mod answer;
 mod field;
 mod index;
 mod names;
+mod place;
 mod postings;
 mod reply;
 mod synonyms;
