@@ -104,18 +104,29 @@ fn parse_phone(app: &AppState, text: &str) -> Result<PhoneNumber, AdminError> {
         .map_err(|e| AdminError::BadPhone(e.to_string()))
 }
 
+/// The live session with its limits and opt-out (`optedOut`, `optedOutAt`
+/// in ms); for a phone that opted out but has no session, only
+/// `phoneNumber` and the opt-out.
 async fn show_session(
     State(app): State<AppState>,
     Path(phone): Path<String>,
 ) -> Result<Response, AdminError> {
     let phone = parse_phone(&app, &phone)?;
-    let session = app
-        .sessions
-        .get(&phone)
-        .await?
-        .ok_or(AdminError::NotFound)?;
-    let mut view = serde_json::to_value(session.view(app.clock.now_ms())).unwrap_or_default();
-    view["stats"]["limits"] = json!(app.limits.view(&phone));
+    let opted_out_at = app.sessions.opted_out_since(&phone)?;
+    let mut view = match app.sessions.get(&phone).await? {
+        Some(session) => {
+            let mut view =
+                serde_json::to_value(session.view(app.clock.now_ms())).unwrap_or_default();
+            view["stats"]["limits"] = json!(app.limits.view(&phone));
+            view
+        }
+        // A phone that opted out is worth showing without a session too
+        // (strangers opt out, and an opt-out outlives the session).
+        None if opted_out_at.is_some() => json!({ "phoneNumber": phone.e164() }),
+        None => return Err(AdminError::NotFound),
+    };
+    view["optedOut"] = json!(opted_out_at.is_some());
+    view["optedOutAt"] = json!(opted_out_at);
     Ok(Json(view).into_response())
 }
 
@@ -210,7 +221,7 @@ async fn reload_directory(State(app): State<AppState>) -> Response {
     }
 }
 
-/// Streams every live session and rate-limit entry as JSON lines.
+/// Streams every live session, rate-limit entry and opt-out as JSON lines.
 ///
 /// The status line goes out before the export is done, so a failure part way
 /// cannot change it: the body ends with an error instead, which aborts the
@@ -242,6 +253,7 @@ where
             Ok(counts) => tracing::info!(
                 sessions = counts.sessions,
                 limits = counts.limits,
+                opt_outs = counts.opt_outs,
                 "exported"
             ),
             Err(e) => tracing::error!("export failed: {e}"),

@@ -1,4 +1,4 @@
-//! Backups: sessions and rate-limit state as JSON lines, and back.
+//! Backups: sessions, rate-limit state and opt-outs as JSON lines, and back.
 //!
 //! JSON is self-describing, so an export is also the migration path should
 //! the stored (bincode) format ever change: export with the old version,
@@ -8,13 +8,18 @@
 //! {"type":"header","format":"roster-export","version":1,"exportedAt":1764000000000}
 //! {"type":"session","session":{"phone":"+919840930854","member_id":"M0001",...}}
 //! {"type":"limit","key":"messages:+919840930854","at":1764000072000000000}
+//! {"type":"optout","phone":"+919840930855","optedOutAt":1764000000000}
 //! ```
+//!
+//! `optout` lines (a phone that sent STOP, and when, in ms) came later in
+//! version 1: files without them import as before, with nobody opted out.
 
 use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
 use crate::limits::Limits;
+use crate::phone::PhoneNumber;
 use crate::session::{Session, SessionStore, StoreError};
 
 pub const FORMAT: &str = "roster-export";
@@ -38,6 +43,13 @@ pub enum Record {
         key: String,
         at: u64,
     },
+    /// A phone that opted out (STOP), and when, in ms since the epoch.
+    #[serde(rename = "optout")]
+    OptOut {
+        phone: PhoneNumber,
+        #[serde(rename = "optedOutAt")]
+        opted_out_at: u64,
+    },
 }
 
 /// Why a backup could not be written or read.
@@ -58,9 +70,11 @@ pub enum BackupError {
 pub struct Counts {
     pub sessions: u64,
     pub limits: u64,
+    pub opt_outs: u64,
 }
 
-/// Writes every live session and rate-limit entry to `out`, one JSON per line.
+/// Writes every live session, rate-limit entry and opt-out to `out`, one
+/// JSON per line.
 pub fn export(
     sessions: &SessionStore,
     limits: &Limits,
@@ -84,6 +98,17 @@ pub fn export(
         let (key, at) = entry?;
         write_line(out, &Record::Limit { key, at })?;
         counts.limits += 1;
+    }
+    for opt_out in sessions.opt_outs() {
+        let (phone, opted_out_at) = opt_out?;
+        write_line(
+            out,
+            &Record::OptOut {
+                phone,
+                opted_out_at,
+            },
+        )?;
+        counts.opt_outs += 1;
     }
     out.flush()?;
     Ok(counts)
@@ -151,12 +176,15 @@ pub fn read(mut input: impl BufRead) -> Result<Vec<Record>, BackupError> {
                 reason: format!("not a {FORMAT} file: the first line must be its header"),
             });
         }
-        if let Record::Session { session } = &record {
-            check_times(session).map_err(|reason| BackupError::Invalid {
-                line: line_number,
-                reason,
-            })?;
-        }
+        let checked = match &record {
+            Record::Session { session } => check_times(session),
+            Record::OptOut { opted_out_at, .. } => check_time("optedOutAt", *opted_out_at),
+            _ => Ok(()),
+        };
+        checked.map_err(|reason| BackupError::Invalid {
+            line: line_number,
+            reason,
+        })?;
         records.push(record);
     }
     if records.is_empty() {
@@ -173,7 +201,7 @@ pub fn read(mut input: impl BufRead) -> Result<Vec<Record>, BackupError> {
 /// `expires_at_ms` is not checked: it is `last_activity_ms` plus the
 /// configured TTL, saturating, and is only ever compared, never shown.
 fn check_times(session: &Session) -> Result<(), String> {
-    let times = [
+    [
         ("created_at_ms", session.created_at_ms),
         ("last_activity_ms", session.last_activity_ms),
     ]
@@ -183,18 +211,22 @@ fn check_times(session: &Session) -> Result<(), String> {
             .history
             .iter()
             .map(|entry| ("history timestamp_ms", entry.timestamp_ms)),
-    );
-    for (field, ms) in times {
-        if ms > MAX_TIMESTAMP_MS {
-            return Err(format!(
-                "{field} {ms} is after the year 9999 (at most {MAX_TIMESTAMP_MS} ms since the epoch)"
-            ));
-        }
+    )
+    .try_for_each(|(field, ms)| check_time(field, ms))
+}
+
+/// Rejects a time past [`MAX_TIMESTAMP_MS`], naming its field.
+fn check_time(field: &str, ms: u64) -> Result<(), String> {
+    if ms > MAX_TIMESTAMP_MS {
+        return Err(format!(
+            "{field} {ms} is after the year 9999 (at most {MAX_TIMESTAMP_MS} ms since the epoch)"
+        ));
     }
     Ok(())
 }
 
-/// Writes checked records into a store that is not serving.
+/// Writes checked records into a store that is not serving: sessions and
+/// opt-outs replace any stored under the same phones.
 pub async fn restore(
     records: Vec<Record>,
     sessions: &SessionStore,
@@ -202,6 +234,7 @@ pub async fn restore(
 ) -> Result<Counts, BackupError> {
     let mut counts = Counts::default();
     let mut to_import = Vec::new();
+    let mut opt_outs = Vec::new();
     for record in records {
         match record {
             Record::Header { .. } => {}
@@ -210,9 +243,14 @@ pub async fn restore(
                 limits.restore(&key, at)?;
                 counts.limits += 1;
             }
+            Record::OptOut {
+                phone,
+                opted_out_at,
+            } => opt_outs.push((phone, opted_out_at)),
         }
     }
     counts.sessions = sessions.import(to_import).await?;
+    counts.opt_outs = sessions.import_opt_outs(opt_outs).await?;
     Ok(counts)
 }
 
@@ -293,7 +331,8 @@ mod tests {
             counts,
             Counts {
                 sessions: 2,
-                limits: 1
+                limits: 1,
+                opt_outs: 0
             }
         );
         (dir, sessions, limits, out)
@@ -349,6 +388,45 @@ mod tests {
         let error = read(&file[..]).unwrap_err().to_string();
         assert!(
             error.starts_with("line 4: last_activity_ms 253402300800000 is after the year 9999"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn files_without_opt_outs_still_import_and_opt_out_lines_restore() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sessions, limits) = stores(dir.path());
+        let old = "{\"type\":\"header\",\"format\":\"roster-export\",\"version\":1,\"exportedAt\":1764000000000}\n\
+                   {\"type\":\"limit\",\"key\":\"messages:+919840930854\",\"at\":1764000072000000000}\n";
+        let counts = restore(read(old.as_bytes()).unwrap(), &sessions, &limits)
+            .await
+            .unwrap();
+        assert_eq!(
+            counts,
+            Counts {
+                sessions: 0,
+                limits: 1,
+                opt_outs: 0
+            }
+        );
+        let phone = PhoneNumber::parse("+919840930855", Region::default()).unwrap();
+        assert_eq!(sessions.opted_out_since(&phone).unwrap(), None);
+
+        let line = |at: u64| {
+            format!("{{\"type\":\"optout\",\"phone\":\"+919840930855\",\"optedOutAt\":{at}}}\n")
+        };
+        let new = format!("{old}{}", line(NOW_MS));
+        let counts = restore(read(new.as_bytes()).unwrap(), &sessions, &limits)
+            .await
+            .unwrap();
+        assert_eq!(counts.opt_outs, 1);
+        assert_eq!(sessions.opted_out_since(&phone).unwrap(), Some(NOW_MS));
+        assert_eq!(sessions.opted_out_count(), 1);
+
+        let far = format!("{old}{}", line(MAX_TIMESTAMP_MS + 1));
+        let error = read(far.as_bytes()).unwrap_err().to_string();
+        assert!(
+            error.starts_with("line 3: optedOutAt 253402300800000 is after the year 9999"),
             "{error}"
         );
     }

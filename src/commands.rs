@@ -160,14 +160,23 @@ pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitC
             Err(ClientError::Status { status: 404, .. }) => None,
             other => Some(other?),
         },
-        Source::Local(local) => match local.sessions.get(&phone).await? {
-            Some(session) => {
-                let mut view = serde_json::to_value(session.view(local.clock.now_ms()))?;
-                view["stats"]["limits"] = json!(local.limits.view(&phone));
-                Some(view)
-            }
-            None => None,
-        },
+        Source::Local(local) => {
+            let opted_out_at = local.sessions.opted_out_since(&phone)?;
+            let view = match local.sessions.get(&phone).await? {
+                Some(session) => {
+                    let mut view = serde_json::to_value(session.view(local.clock.now_ms()))?;
+                    view["stats"]["limits"] = json!(local.limits.view(&phone));
+                    Some(view)
+                }
+                None if opted_out_at.is_some() => Some(json!({ "phoneNumber": phone.e164() })),
+                None => None,
+            };
+            view.map(|mut view| {
+                view["optedOut"] = json!(opted_out_at.is_some());
+                view["optedOutAt"] = json!(opted_out_at);
+                view
+            })
+        }
     };
     let Some(value) = value else {
         eprintln!("no live session for {}", phone.e164());
@@ -178,6 +187,19 @@ pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitC
 }
 
 fn describe_session(v: &Value) -> String {
+    let opt_out = match v["optedOutAt"].as_u64() {
+        Some(at) => format!(
+            "opted out: yes, since {} (nothing is sent to it until it sends START)\n",
+            time(Some(at))
+        ),
+        None => "opted out: no\n".to_owned(),
+    };
+    if v["userId"].is_null() {
+        return format!(
+            "{}: no live session\n{opt_out}",
+            v["phoneNumber"].as_str().unwrap_or("-")
+        );
+    }
     let stats = &v["stats"];
     let mut out = format!(
         "{} ({}, {}) {}\n",
@@ -199,6 +221,7 @@ fn describe_session(v: &Value) -> String {
         v["messageCount"].as_u64().unwrap_or(0),
         v["searchCount"].as_u64().unwrap_or(0)
     ));
+    out.push_str(&opt_out);
     if stats["limits"].is_object() {
         out.push_str(&describe_limits(&stats["limits"]));
     }
@@ -387,8 +410,8 @@ async fn write_export(
             let counts =
                 backup::export(&local.sessions, &local.limits, local.clock.now_ms(), sink)?;
             eprintln!(
-                "exported {} sessions and {} rate-limit entries",
-                counts.sessions, counts.limits
+                "exported {} sessions and {} rate-limit entries and {} opt-outs",
+                counts.sessions, counts.limits, counts.opt_outs
             );
         }
     }
@@ -412,9 +435,10 @@ pub async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     let counts = backup::restore(records, &local.sessions, &local.limits).await?;
     local.sessions.flush().await?;
     println!(
-        "imported {} sessions and {} rate-limit entries into {}",
+        "imported {} sessions and {} rate-limit entries and {} opt-outs into {}",
         counts.sessions,
         counts.limits,
+        counts.opt_outs,
         config.storage.data_dir.display()
     );
     Ok(ExitCode::SUCCESS)

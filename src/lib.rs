@@ -18,10 +18,11 @@
 //!   ├─ the phone's turn: one message per phone at a time               (session::PhoneLocks)
 //!   ├─ stored = the sender's live session           (moka → sled; expired counts as absent)
 //!   ├─ same MessageSid seen before                  ─▶ the stored reply (session::SessionStore::seen)
+//!   ├─ STOP / START, or the phone opted out         ─▶ acknowledgement, or silence (session opt-outs)
 //!   ├─ sender must be an active member              ─▶ polite refusal, once an hour (directory, limits)
 //!   ├─ messages limit                               ─▶ "try again in N minutes", then silence (limits)
 //!   ├─ session = stored, or a new one for the member
-//!   ├─ understand the message, using the session    (assistant)
+//!   ├─ understand the message, using the session    (assistant; buttons as text, places, media)
 //!   ├─ searches limit, only if a search really runs (limits)
 //!   ├─ answer: search, WhatsApp-formatted reply     (assistant)
 //!   ├─ record the exchange, save                    (durable before answering in strict mode)
@@ -33,7 +34,7 @@
 //! # State
 //!
 //! One sled database under `storage.data_dir`: the `sessions` tree (sessions,
-//! their per-minute expiry index, remembered replies; see [`session::store`]
+//! their per-minute expiry index, remembered replies, opt-outs; see [`session::store`]
 //! for the layout and why it writes single keys in a crash-safe order rather
 //! than batches) and the `limits` tree (governor GCRA state as absolute
 //! times; see [`limits`]). Every stored value starts with a format-version

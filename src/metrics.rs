@@ -20,13 +20,16 @@ use prometheus_client::registry::Registry;
 use crate::session::SessionStore;
 
 /// Webhook outcomes that always appear, at zero until they happen.
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 12] = [
     "answered",
     "duplicate",
     "refused-stranger",
     "silenced-stranger",
     "limited-messages",
     "limited-searches",
+    "opted-out",
+    "opted-in",
+    "silenced-opted-out",
     "bad-signature",
     "bad-request",
     "storage-error",
@@ -150,7 +153,7 @@ struct StoreCollector {
 impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let stats = self.sessions.stats();
-        let gauges: [(&str, &str, i64); 2] = [
+        let gauges: [(&str, &str, i64); 3] = [
             (
                 "roster_sessions_live",
                 "Sessions stored (expired ones are removed by the sweeper)",
@@ -160,6 +163,11 @@ impl Collector for StoreCollector {
                 "roster_session_cache_entries",
                 "Sessions in the in-memory cache",
                 i64::try_from(stats.cache_entries).unwrap_or(i64::MAX),
+            ),
+            (
+                "roster_opted_out_phones",
+                "Phones that sent STOP and not START since: nothing is sent to them",
+                i64::try_from(self.sessions.opted_out_count()).unwrap_or(i64::MAX),
             ),
         ];
         for (name, help, value) in gauges {

@@ -1,10 +1,17 @@
 //! `POST /whatsapp/webhook`: one inbound WhatsApp message, top to bottom.
 //!
 //! [`whatsapp_webhook`] reads as the flow in the crate docs: verify, parse,
-//! check membership, understand, answer. Every step is a call; every
-//! failure is a typed [`Rejected`] that becomes a clear HTTP answer. Twilio
-//! does not honour 429, so refusals of members and strangers are 200s with
-//! a polite message (or silence).
+//! honour opt-outs, check membership, understand, answer. Every step is a
+//! call; every failure is a typed [`Rejected`] that becomes a clear HTTP
+//! answer. Twilio does not honour 429, so refusals of members and strangers
+//! are 200s with a polite message (or silence).
+//!
+//! Opt-outs come before membership and limits: anyone may send STOP, and a
+//! phone that opted out gets nothing (an empty `<Response/>`) but the answer
+//! to START. Messages that are not text are read here too: a button's text
+//! as text, a shared location as a search of the city or area its address
+//! names ([`Assistant::understand_place`]), and a photo or voice note gets a
+//! reply saying what to type instead.
 
 use std::time::Instant;
 
@@ -13,12 +20,13 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::assistant::{Answer, Understanding};
+use crate::assistant::{Assistant, Entities, Intent, Understanding};
+use crate::directory::{Directory, Member};
 use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
-use crate::session::{Session, StoreError};
-use crate::twilio::{self, FormError, Inbound, Reply};
+use crate::session::{Entry, Session, StoreError};
+use crate::twilio::{self, Content, FormError, Inbound, Location, Reply};
 
 /// How a webhook request ended; logged and (later) counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +37,12 @@ pub enum Outcome {
     SilencedStranger,
     LimitedMessages,
     LimitedSearches,
+    /// STOP (or the like) acknowledged; the phone is now opted out.
+    OptedOut,
+    /// START (or UNSTOP) from a phone that had opted out, acknowledged.
+    OptedIn,
+    /// Any other message from a phone that opted out: no reply.
+    SilencedOptedOut,
 }
 
 impl Outcome {
@@ -40,6 +54,9 @@ impl Outcome {
             Outcome::SilencedStranger => "silenced-stranger",
             Outcome::LimitedMessages => "limited-messages",
             Outcome::LimitedSearches => "limited-searches",
+            Outcome::OptedOut => "opted-out",
+            Outcome::OptedIn => "opted-in",
+            Outcome::SilencedOptedOut => "silenced-opted-out",
         }
     }
 }
@@ -141,6 +158,9 @@ async fn handle_message(
         return Ok(Handled::new(Outcome::Duplicate, &inbound, twiml));
     }
     let assistant = app.assistant();
+    if let Some((outcome, twiml)) = honour_opt_out(app, &assistant, &inbound).await? {
+        return Ok(Handled::new(outcome, &inbound, twiml));
+    }
     let Some(member) = assistant.directory().active_member(&inbound.from) else {
         let (outcome, reply) = refuse_stranger(app, &inbound.from);
         return Ok(Handled::new(outcome, &inbound, reply.to_twiml()));
@@ -154,9 +174,8 @@ async fn handle_message(
         ));
     }
     let mut session = app.sessions.session_for(member, stored.as_deref());
-    let understanding = assistant.understand(&inbound.body, &session, member);
-    tracing::debug!(intent = understanding.intent.as_str(), body = %inbound.body, "understood");
-    if understanding.runs_search()
+    let reading = read_message(&assistant, &inbound, &session, member);
+    if reading.runs_search()
         && let Verdict::Refused { wait, notify } = app.limits.searches.check(&inbound.from)
     {
         let reply = limit_reply(app.limits.searches.per_hour(), "searches", wait, notify);
@@ -166,14 +185,11 @@ async fn handle_message(
             reply.to_twiml(),
         ));
     }
-    let answer = assistant.answer(&understanding, member);
-    let twiml = Reply::text(&answer.text).to_twiml();
-    record_exchange(app, &mut session, &inbound, &understanding, &answer);
-    let sent = inbound
-        .message_sid
-        .as_deref()
-        .map(|sid| (sid, twiml.as_str()));
-    app.sessions.save(session, stored.as_deref(), sent).await?;
+    let (twiml, entry) = respond(app, &assistant, &reading, member);
+    record_exchange(app, &mut session, entry, reading.runs_search());
+    app.sessions
+        .save(session, stored.as_deref(), sent(&inbound, &twiml))
+        .await?;
     Ok(Handled::new(Outcome::Answered, &inbound, twiml))
 }
 
@@ -199,22 +215,232 @@ fn remembered_reply(
     }
 }
 
-/// Appends the exchange to the session and bumps its counts and TTL.
-fn record_exchange(
-    app: &AppState,
-    session: &mut Session,
+/// What the message asks of the assistant.
+enum Reading {
+    /// Text, a button's text or a place, as the assistant understood it;
+    /// `query` is what the session records it as.
+    Understood {
+        query: String,
+        understanding: Box<Understanding>,
+    },
+    /// Something the assistant cannot read (a photo, a place outside the
+    /// directory): `reply` says what to send instead.
+    Unreadable { query: String, reply: String },
+}
+
+impl Reading {
+    fn runs_search(&self) -> bool {
+        match self {
+            Reading::Understood { understanding, .. } => understanding.runs_search(),
+            Reading::Unreadable { .. } => false,
+        }
+    }
+}
+
+/// Reads the message in its conversation, whatever it carries.
+fn read_message(
+    assistant: &Assistant,
     inbound: &Inbound,
-    understanding: &Understanding,
-    answer: &Answer,
-) {
-    let entry = answer.entry(&inbound.body, app.clock.now_ms(), understanding);
+    session: &Session,
+    member: &Member,
+) -> Reading {
+    let reading = match inbound.content() {
+        Content::Text(text) => Reading::Understood {
+            query: text.to_owned(),
+            understanding: Box::new(assistant.understand(text, session, member)),
+        },
+        Content::Location(location) => read_place(assistant, location, session, member),
+        Content::Media(media_type) => Reading::Unreadable {
+            query: format!("({})", media_kind(media_type)),
+            reply: format!(
+                "I can only read text, so I couldn't read that {}. Please type what you're looking for, for example “{}”.",
+                media_kind(media_type),
+                example_search(assistant.directory())
+            ),
+        },
+    };
+    if let Reading::Understood {
+        query,
+        understanding,
+    } = &reading
+    {
+        tracing::debug!(intent = understanding.intent.as_str(), body = %query, "understood");
+    }
+    reading
+}
+
+/// A shared location: a search of the city or area its address (else its
+/// name) names, or a question asking for the city.
+fn read_place(
+    assistant: &Assistant,
+    location: &Location,
+    session: &Session,
+    member: &Member,
+) -> Reading {
+    let named = [&location.address, &location.label]
+        .into_iter()
+        .flatten()
+        .find_map(|place| Some((place, assistant.understand_place(place, session, member)?)));
+    match named {
+        Some((place, understanding)) => Reading::Understood {
+            query: format!("📍 {place}"),
+            understanding: Box::new(understanding),
+        },
+        None => Reading::Unreadable {
+            query: "📍 (a location)".to_owned(),
+            reply: format!(
+                "I couldn't match that location to a city or area of the directory. Which city should I search in? For example “{}”.",
+                example_search(assistant.directory())
+            ),
+        },
+    }
+}
+
+/// What a WhatsApp attachment is, from its MIME type, as a member says it.
+fn media_kind(media_type: Option<&str>) -> &'static str {
+    let media_type = media_type.unwrap_or_default().to_ascii_lowercase();
+    match media_type.split('/').next().unwrap_or_default() {
+        // WhatsApp sends stickers as WebP images.
+        "image" if media_type == "image/webp" => "sticker",
+        "image" => "photo",
+        "audio" => "voice note",
+        "video" => "video",
+        "text" | "application" => "document",
+        _ => "attachment",
+    }
+}
+
+/// A search that finds someone in this directory, to show what to type:
+/// the profession and city of its first active member that has both.
+fn example_search(directory: &Directory) -> String {
+    directory
+        .active_members()
+        .find(|m| !m.profession.trim().is_empty() && !m.city.trim().is_empty())
+        .map_or_else(
+            || "doctors in Pune".to_owned(),
+            |m| {
+                let mut profession = m.profession.trim().to_lowercase();
+                if !profession.ends_with('s') {
+                    profession.push('s');
+                }
+                format!("{profession} in {}", m.city.trim())
+            },
+        )
+}
+
+/// The reply's TwiML and the session entry of the exchange.
+fn respond(
+    app: &AppState,
+    assistant: &Assistant,
+    reading: &Reading,
+    member: &Member,
+) -> (String, Entry) {
+    let now_ms = app.clock.now_ms();
+    match reading {
+        Reading::Understood {
+            query,
+            understanding,
+        } => {
+            let answer = assistant.answer(understanding, member);
+            let entry = answer.entry(query, now_ms, understanding);
+            (Reply::text(&answer.text).to_twiml(), entry)
+        }
+        Reading::Unreadable { query, reply } => {
+            let entry = Entry {
+                query: query.clone(),
+                timestamp_ms: now_ms,
+                intent: Intent::Help,
+                entities: Entities::default(),
+                result_count: 0,
+                result_ids: Vec::new(),
+                page: 0,
+            };
+            (Reply::text(reply).to_twiml(), entry)
+        }
+    }
+}
+
+/// Appends the exchange to the session and bumps its counts and TTL.
+fn record_exchange(app: &AppState, session: &mut Session, entry: Entry, searched: bool) {
     let sessions = &app.sessions;
-    session.record(
-        entry,
-        understanding.runs_search(),
-        sessions.max_history(),
-        sessions.ttl_ms(),
-    );
+    session.record(entry, searched, sessions.max_history(), sessions.ttl_ms());
+}
+
+/// The MessageSid and the reply to remember for it, if Twilio sent one.
+fn sent<'a>(inbound: &'a Inbound, twiml: &'a str) -> Option<(&'a str, &'a str)> {
+    inbound.message_sid.as_deref().map(|sid| (sid, twiml))
+}
+
+/// A message that opts out or back in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OptKeyword {
+    Stop,
+    Start,
+}
+
+/// The keyword the whole message is, in any case, with surrounding spaces
+/// and punctuation ignored ("Stop.", " STOP!"); not a word within a message.
+fn opt_keyword(text: &str) -> Option<OptKeyword> {
+    let word = text
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_uppercase();
+    match word.as_str() {
+        "STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT" => Some(OptKeyword::Stop),
+        "START" | "UNSTOP" => Some(OptKeyword::Start),
+        _ => None,
+    }
+}
+
+/// STOP from anyone opts out; while opted out, only START (or UNSTOP) is
+/// answered, and it opts back in. `None` when the message goes on: START
+/// from a phone that had not opted out is an ordinary message (help).
+async fn honour_opt_out(
+    app: &AppState,
+    assistant: &Assistant,
+    inbound: &Inbound,
+) -> Result<Option<(Outcome, String)>, StoreError> {
+    let keyword = match inbound.content() {
+        Content::Text(text) => opt_keyword(text),
+        _ => None,
+    };
+    let opted_out = app.sessions.opted_out_since(&inbound.from)?.is_some();
+    let org = &app.config.directory.org_name;
+    match (opted_out, keyword) {
+        (false, Some(OptKeyword::Stop)) => {
+            let twiml = Reply::text(format!(
+                "You won't get messages from {org} any more. Send START to resume."
+            ))
+            .to_twiml();
+            app.sessions
+                .opt_out(&inbound.from, sent(inbound, &twiml))
+                .await?;
+            Ok(Some((Outcome::OptedOut, twiml)))
+        }
+        (true, Some(OptKeyword::Start)) => {
+            let hint = if assistant.directory().active_member(&inbound.from).is_some() {
+                format!(
+                    "Send a search such as “{}”, or HELP to see what you can ask.",
+                    example_search(assistant.directory())
+                )
+            } else {
+                "This number isn't in the member directory yet: ask the organisers to add it."
+                    .to_owned()
+            };
+            let twiml = Reply::text(format!(
+                "Welcome back! You'll get replies from {org} again.\n{hint}"
+            ))
+            .to_twiml();
+            app.sessions
+                .opt_in(&inbound.from, sent(inbound, &twiml))
+                .await?;
+            Ok(Some((Outcome::OptedIn, twiml)))
+        }
+        (true, _) => Ok(Some((
+            Outcome::SilencedOptedOut,
+            Reply::silence().to_twiml(),
+        ))),
+        (false, _) => Ok(None),
+    }
 }
 
 /// Checks `X-Twilio-Signature` unless signatures are off (`--dev`).

@@ -31,6 +31,7 @@ mod concepts;
 mod field;
 mod index;
 mod names;
+mod place;
 mod postings;
 mod reply;
 mod synonyms;

@@ -16,6 +16,8 @@ pub const SESSION_V1: u8 = 1;
 pub const SEEN_V1: u8 = 1;
 /// Format version of the stored session count.
 pub const COUNT_V1: u8 = 1;
+/// Format version of an opt-out (a phone that sent STOP).
+pub const OPT_OUT_V1: u8 = 1;
 /// Format version of rate-limit state.
 pub const LIMIT_V1: u8 = 1;
 

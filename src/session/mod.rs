@@ -7,7 +7,8 @@
 //! ([`store`]), checks expiry on every read so an expired session is absent
 //! even before the [`sweeper`] removes it, and makes each exchange durable
 //! before the webhook answers in strict mode. [`PhoneLocks`] give each phone
-//! one message at a time.
+//! one message at a time. The store also remembers which phones opted out
+//! (STOP), in a tree of their own (`optouts`), since that outlives sessions.
 //!
 //! The stored form is bincode in a versioned envelope ([`codec`]); the JSON
 //! form ([`SessionView`]) is what the admin API and CLI show, with the field
@@ -15,6 +16,7 @@
 
 pub mod codec;
 mod locks;
+mod optouts;
 pub mod replies;
 pub mod store;
 pub mod sweeper;

@@ -13,7 +13,8 @@
 //! The replies sent for each MessageSid live in trees of their own
 //! ([`super::replies`]). Data dirs from before kept them here, under `m` ‖
 //! MessageSid with an `x` ‖ expiry ‖ MessageSid index; [`SessionStore::open`]
-//! moves such records over.
+//! moves such records over. Opt-outs (STOP) live in the `optouts` tree
+//! ([`super::optouts`]), because they outlive sessions.
 //!
 //! # Crash safety without batches
 //!
@@ -61,6 +62,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::codec::{self, CodecError};
+use super::optouts::OptOuts;
 use super::replies::{RememberedReplies, SeenReply};
 use super::{PhoneLocks, PhoneTurn, SentReply, Session};
 use crate::clock::{SharedClock, duration_ms};
@@ -177,6 +179,7 @@ pub struct SessionStore {
     tree: sled::Tree,
     cache: Cache<PhoneNumber, Arc<Session>>,
     replies: Arc<RememberedReplies>,
+    optouts: OptOuts,
     locks: PhoneLocks,
     clock: SharedClock,
     ttl_ms: u64,
@@ -297,6 +300,7 @@ impl SessionStore {
         let session = &config.session;
         let replies = RememberedReplies::open(db, duration_ms(session.dedupe_ttl))?;
         move_legacy_replies(&tree, &replies, clock.now_ms())?;
+        let optouts = OptOuts::open(db)?;
         let cache = Cache::builder()
             .max_capacity(session.cache_capacity)
             .expire_after(SessionExpiry {
@@ -310,6 +314,7 @@ impl SessionStore {
             tree,
             cache,
             replies: Arc::new(replies),
+            optouts,
             locks: PhoneLocks::default(),
             clock,
             ttl_ms: duration_ms(session.ttl),
@@ -522,6 +527,71 @@ impl SessionStore {
             .and_then(|session| session.last_reply.as_ref())
             .filter(|last| last.message_sid == message_sid)
             .map(|last| last.twiml.clone()))
+    }
+
+    /// When `phone` opted out (STOP), if it has and not opted in since.
+    pub fn opted_out_since(&self, phone: &PhoneNumber) -> Result<Option<u64>, StoreError> {
+        self.optouts.since(phone)
+    }
+
+    /// Records that `phone` opted out now and, for a webhook, the reply sent
+    /// for its MessageSid; the caller holds the phone's turn. The opt-out is
+    /// written first: a crash before the reply is remembered leaves the
+    /// phone opted out, and a redelivery of the message gets silence, never
+    /// a second acknowledgement of an opt-out that was lost. In strict mode,
+    /// returns once both are on disk.
+    pub async fn opt_out(
+        &self,
+        phone: &PhoneNumber,
+        seen: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        self.optouts.insert(phone, now)?;
+        if let Some((message_sid, twiml)) = seen {
+            self.replies.remember(message_sid, twiml, now)?;
+        }
+        self.make_durable().await
+    }
+
+    /// Forgets the opt-out of `phone` (START) and remembers the reply sent,
+    /// as [`SessionStore::opt_out`] does; whether it had opted out.
+    pub async fn opt_in(
+        &self,
+        phone: &PhoneNumber,
+        seen: Option<(&str, &str)>,
+    ) -> Result<bool, StoreError> {
+        let removed = self.optouts.remove(phone)?;
+        if let Some((message_sid, twiml)) = seen {
+            self.replies
+                .remember(message_sid, twiml, self.clock.now_ms())?;
+        }
+        self.make_durable().await?;
+        Ok(removed)
+    }
+
+    /// Phones opted out now, for `/metrics`.
+    pub fn opted_out_count(&self) -> u64 {
+        self.optouts.count()
+    }
+
+    /// Every opt-out, phone and time (ms), in phone order (export).
+    pub fn opt_outs(&self) -> impl Iterator<Item = Result<(PhoneNumber, u64), StoreError>> + '_ {
+        self.optouts.all()
+    }
+
+    /// Writes opt-outs as exported (restore); flushed before it returns.
+    /// Not for a serving store: it bypasses the per-phone turns.
+    pub async fn import_opt_outs(
+        &self,
+        opt_outs: impl IntoIterator<Item = (PhoneNumber, u64)>,
+    ) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for (phone, at_ms) in opt_outs {
+            self.optouts.insert(&phone, at_ms)?;
+            written += 1;
+        }
+        self.flush().await?;
+        Ok(written)
     }
 
     /// Removes a duplicate record only, as a crash between the two writes

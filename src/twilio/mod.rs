@@ -71,6 +71,37 @@ pub struct Inbound {
     /// Twilio's id for this message; the same on a redelivery.
     pub message_sid: Option<String>,
     pub num_media: u32,
+    /// The first attachment's MIME type (`MediaContentType0`), if any.
+    pub media_type: Option<String>,
+    /// The text of a quick-reply or list answer: `ButtonText`, else
+    /// `ButtonPayload`.
+    pub button: Option<String>,
+    /// A shared location (`Latitude` and `Longitude` both present).
+    pub location: Option<Location>,
+}
+
+/// A location shared on WhatsApp: its coordinates and, when the member
+/// picked a place, its address and name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// `Address`: "80 Feet Road, Koramangala, Bengaluru, Karnataka 560034".
+    pub address: Option<String>,
+    /// `Label`: the place's name.
+    pub label: Option<String>,
+}
+
+/// What an inbound message carries, as Roster reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Content<'a> {
+    /// Text to read: the body, else a button's text (may be empty).
+    Text(&'a str),
+    /// A shared location with no text.
+    Location(&'a Location),
+    /// Attachments with no text: a photo, a voice note, a document; the
+    /// first one's MIME type.
+    Media(Option<&'a str>),
 }
 
 impl Inbound {
@@ -84,8 +115,29 @@ impl Inbound {
                 .find(|(n, _)| n.as_ref() == name)
                 .map(|(_, v)| v.as_ref())
         };
+        // A field that is absent, or blank, says nothing.
+        let text = |name: &str| {
+            field(name)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        let coordinate = |name: &str, bound: f64| {
+            field(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && v.abs() <= bound)
+        };
         let from = field("From").ok_or(FormError::MissingFrom)?;
         let from = PhoneNumber::parse(from, region).map_err(FormError::BadFrom)?;
+        let location = match (coordinate("Latitude", 90.0), coordinate("Longitude", 180.0)) {
+            (Some(latitude), Some(longitude)) => Some(Location {
+                latitude,
+                longitude,
+                address: text("Address"),
+                label: text("Label"),
+            }),
+            _ => None,
+        };
         Ok(Inbound {
             from,
             body: field("Body").unwrap_or_default().to_owned(),
@@ -97,7 +149,28 @@ impl Inbound {
             num_media: field("NumMedia")
                 .and_then(|n| n.trim().parse().ok())
                 .unwrap_or(0),
+            media_type: text("MediaContentType0"),
+            button: text("ButtonText").or_else(|| text("ButtonPayload")),
+            location,
         })
+    }
+
+    /// What the message carries: text first (a caption is read, not its
+    /// photo), then a button's text, then a location, then attachments.
+    pub fn content(&self) -> Content<'_> {
+        if !self.body.trim().is_empty() {
+            return Content::Text(&self.body);
+        }
+        if let Some(button) = &self.button {
+            return Content::Text(button);
+        }
+        if let Some(location) = &self.location {
+            return Content::Location(location);
+        }
+        if self.num_media > 0 {
+            return Content::Media(self.media_type.as_deref());
+        }
+        Content::Text(&self.body)
     }
 }
 
@@ -116,6 +189,32 @@ mod tests {
             fields,
             [("a", "1"), ("b", "x y&z"), ("a", "2"), ("Body", "")]
         );
+    }
+
+    fn inbound(extra: &[(&str, &str)]) -> Inbound {
+        let mut fields = vec![("From", "whatsapp:+919845000007")];
+        fields.extend_from_slice(extra);
+        Inbound::from_form(&fields, Region::default()).unwrap()
+    }
+
+    #[test]
+    fn content_prefers_text_then_buttons_then_places_then_media() {
+        let caption = inbound(&[("Body", "doctors"), ("NumMedia", "1")]);
+        assert_eq!(caption.content(), Content::Text("doctors"));
+        let button = inbound(&[("Body", ""), ("ButtonText", "More"), ("ButtonPayload", "p")]);
+        assert_eq!(button.content(), Content::Text("More"));
+        let payload = inbound(&[("Body", " "), ("ButtonPayload", "more")]);
+        assert_eq!(payload.content(), Content::Text("more"));
+        let place = inbound(&[
+            ("Latitude", "12.93"),
+            ("Longitude", "77.62"),
+            ("Address", "Koramangala, Bengaluru"),
+        ]);
+        assert!(matches!(place.content(), Content::Location(l) if l.label.is_none()));
+        let photo = inbound(&[("NumMedia", "1"), ("MediaContentType0", "image/jpeg")]);
+        assert_eq!(photo.content(), Content::Media(Some("image/jpeg")));
+        let nothing = inbound(&[("Latitude", "91"), ("Longitude", "77")]);
+        assert_eq!(nothing.content(), Content::Text(""));
     }
 
     #[test]
