@@ -188,8 +188,9 @@ impl Chat {
 /// The first active member of the configured directory: who `chat` speaks
 /// as when `--as` is not given.
 pub fn default_member(config: &Config) -> anyhow::Result<PhoneNumber> {
-    let directory = Directory::load(
+    let directory = Directory::load_sheet(
         &config.directory.members_csv,
+        config.directory.sheet(),
         config.directory.default_region,
     )?;
     directory

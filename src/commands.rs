@@ -19,7 +19,7 @@ use crate::backup;
 use crate::client::{AdminClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::directory::Directory;
+use crate::directory::{Directory, RowUnit};
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
 use crate::session::SessionStore;
@@ -444,42 +444,77 @@ pub async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `roster check-directory FILE`: every rejected row, counts; 1 if any.
-pub fn check_directory(config: &Config, file: &Path) -> ExitCode {
-    match Directory::load(file, config.directory.default_region) {
+/// `roster check-directory [FILE]`: what each column was taken as, every
+/// rejected row, counts; exits 1 if any row was rejected, 2 if the file
+/// cannot be loaded.
+pub fn check_directory(
+    config: &Config,
+    file: Option<&Path>,
+    sheet: Option<&str>,
+    json: bool,
+) -> ExitCode {
+    // The configured file is checked with the configured sheet; another
+    // file with `--sheet` or its first sheet.
+    let (file, sheet) = match file {
+        Some(file) => (file, sheet),
+        None => (
+            config.directory.members_csv.as_path(),
+            sheet.or(config.directory.sheet()),
+        ),
+    };
+    let directory = match Directory::load_sheet(file, sheet, config.directory.default_region) {
+        Ok(directory) => directory,
         Err(e) => {
             eprintln!("{e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
-        Ok(directory) => {
-            for rejection in directory.rejected() {
-                println!(
-                    "{}:{}: {}",
-                    file.display(),
-                    rejection.line,
-                    rejection.reason
-                );
-            }
-            let inactive = directory.members().iter().filter(|m| !m.active).count();
-            let private = directory
-                .members()
-                .iter()
-                .filter(|m| !m.share_contact)
-                .count();
-            println!(
-                "{}: {} members loaded ({} inactive, {} not sharing contact details), {} rows rejected",
-                file.display(),
-                directory.len(),
-                inactive,
-                private,
-                directory.rejected().len()
-            );
-            if directory.rejected().is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
+    };
+    let inactive = directory.members().iter().filter(|m| !m.active).count();
+    let private = directory
+        .members()
+        .iter()
+        .filter(|m| !m.share_contact)
+        .count();
+    let shown = file.display();
+    if json {
+        let report = json!({
+            "file": shown.to_string(),
+            "format": directory.format(),
+            "sheet": directory.sheet(),
+            "columns": directory.columns(),
+            "members": directory.len(),
+            "inactive": inactive,
+            "notSharingContact": private,
+            "rejectedRows": directory.rejected(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        if let Some(sheet) = directory.sheet() {
+            println!("{shown}: sheet {sheet:?}");
+        }
+        for column in directory.columns() {
+            println!("{column}");
+        }
+        for rejection in directory.rejected() {
+            match rejection.unit {
+                // `file:line: reason`, as compilers and editors expect.
+                RowUnit::Line => println!("{shown}:{}: {}", rejection.line, rejection.reason),
+                RowUnit::Row => println!("{shown}: {rejection}"),
             }
         }
+        println!(
+            "{shown}: {} members loaded ({inactive} inactive, {private} not sharing contact details), {} rows rejected",
+            directory.len(),
+            directory.rejected().len()
+        );
+    }
+    if directory.rejected().is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -83,8 +83,16 @@ impl TwilioConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DirectoryConfig {
-    /// The member directory CSV (see the contract in the README).
+    /// The member directory: a CSV, `.xlsx` or `.ods` file (see the contract
+    /// in the README). The settings `directory.file` and
+    /// `directory.members_csv` both set it; code reads this field.
     pub members_csv: PathBuf,
+    /// `directory.file`, the clearer name of `members_csv`. Loading folds it
+    /// into `members_csv` (refusing the two set differently in one layer)
+    /// and leaves it empty.
+    pub file: PathBuf,
+    /// The workbook sheet to read, by name; empty: the first worksheet.
+    pub sheet: String,
     /// Region for phone numbers written without a country code.
     pub default_region: Region,
     /// The organisation's name, used in replies.
@@ -98,10 +106,19 @@ impl Default for DirectoryConfig {
     fn default() -> Self {
         DirectoryConfig {
             members_csv: PathBuf::from("data/members.csv"),
+            file: PathBuf::new(),
+            sheet: String::new(),
             default_region: Region::default(),
             org_name: "our network".to_owned(),
             synonyms_csv: PathBuf::from("data/synonyms.csv"),
         }
+    }
+}
+
+impl DirectoryConfig {
+    /// The sheet named by `directory.sheet`, if any.
+    pub fn sheet(&self) -> Option<&str> {
+        Some(self.sheet.trim()).filter(|s| !s.is_empty())
     }
 }
 
@@ -293,6 +310,24 @@ pub enum ConfigError {
     },
 }
 
+/// The directory file one layer names, by `directory.file` or its old name
+/// `directory.members_csv`; an error when it names two different ones.
+fn directory_file_of(layer: &config::Config, place: &str) -> Result<Option<PathBuf>, ConfigError> {
+    let get = |key: &str| layer.get_string(key).ok().filter(|v| !v.trim().is_empty());
+    match (get("directory.file"), get("directory.members_csv")) {
+        (Some(file), Some(old)) if file != old => Err(ConfigError::Invalid {
+            key: "directory.file".to_owned(),
+            value: file,
+            allowed: format!(
+                "the same file as directory.members_csv ({old:?}), also set {place}: \
+                 directory.file is the new name of directory.members_csv, so set only one of them"
+            ),
+        }),
+        (Some(file), _) => Ok(Some(PathBuf::from(file))),
+        (None, old) => Ok(old.map(PathBuf::from)),
+    }
+}
+
 /// The old Node service's environment names and the keys they set.
 /// The most a rate-limit quota or burst may be: far beyond any real use, and
 /// small enough that a burst of hourly intervals fits the limiter's clock.
@@ -336,29 +371,56 @@ impl Config {
             .collect();
         let defaults = config::Config::try_from(&Config::default())
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let file = || {
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(false)
+        };
+        let roster_env = || {
+            config::Environment::with_prefix("ROSTER")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(roster.clone()))
+        };
         let layered = config::Config::builder()
             .add_source(defaults)
-            .add_source(
-                config::File::from(path)
-                    .format(config::FileFormat::Toml)
-                    .required(false),
-            )
+            .add_source(file())
             .add_source(
                 config::Environment::default()
                     .separator("__")
                     .source(Some(legacy)),
             )
-            .add_source(
-                config::Environment::with_prefix("ROSTER")
-                    .prefix_separator("_")
-                    .separator("__")
-                    .source(Some(roster)),
-            )
+            .add_source(roster_env())
             .build()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
         let mut config: Config = layered
             .try_deserialize()
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        // `directory.file` and `directory.members_csv` are one setting: the
+        // layer that names it wins, as for any key; one layer naming it
+        // twice, differently, is refused.
+        fn alone(
+            source: impl config::Source + Send + Sync + 'static,
+        ) -> Result<config::Config, ConfigError> {
+            config::Config::builder()
+                .add_source(source)
+                .build()
+                .map_err(|e| ConfigError::Parse(e.to_string()))
+        }
+        let layers = [
+            (format!("in {}", path.display()), alone(file())?),
+            ("in the environment".to_owned(), alone(roster_env())?),
+        ];
+        let mut directory_file = None;
+        for (place, layer) in &layers {
+            if let Some(named) = directory_file_of(layer, place)? {
+                directory_file = Some(named);
+            }
+        }
+        if let Some(named) = directory_file {
+            config.directory.members_csv = named;
+        }
+        config.directory.file = PathBuf::new();
         if let Some(port) = env.get("PORT")
             && !env.contains_key("ROSTER_SERVER__BIND")
         {

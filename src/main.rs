@@ -86,8 +86,19 @@ enum Command {
         #[command(flatten)]
         output: OutputArgs,
     },
-    /// Validate a member directory CSV; exit 1 when any row is rejected.
-    CheckDirectory { file: PathBuf },
+    /// Validate a member directory (CSV, .xlsx or .ods): what each column
+    /// was taken as, every rejected row; exit 1 when any row is rejected.
+    CheckDirectory {
+        /// The file [default: the configured directory.file].
+        file: Option<PathBuf>,
+        /// The workbook sheet to read [default: directory.sheet when
+        /// checking the configured file, else the first sheet].
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Print JSON for scripts instead of text for people.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write sessions and rate-limit state as JSON lines.
     Export {
         /// The file to write [default: standard output].
@@ -230,7 +241,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
         Command::Stats { output } => {
             commands::stats(&target(output.server, output.json, config)).await
         }
-        Command::CheckDirectory { file } => Ok(commands::check_directory(&config, &file)),
+        Command::CheckDirectory { file, sheet, json } => Ok(commands::check_directory(
+            &config,
+            file.as_deref(),
+            sheet.as_deref(),
+            json,
+        )),
         Command::Export { out, server } => {
             commands::export(&target(server, false, config), out.as_deref()).await
         }

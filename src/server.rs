@@ -281,8 +281,9 @@ fn log_rejections(directory: &Directory) {
 /// Loads the directory (and what the assistant draws from it) named by
 /// `config`: at start-up and on every directory reload.
 pub fn load_assistant(config: &Config) -> Result<Assistant, LoadError> {
-    let directory = Arc::new(Directory::load(
+    let directory = Arc::new(Directory::load_sheet(
         &config.directory.members_csv,
+        config.directory.sheet(),
         config.directory.default_region,
     )?);
     // A missing synonyms file means the built-in vocabulary only; a

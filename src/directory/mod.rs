@@ -1,8 +1,9 @@
 //! The member directory: who may use Roster and whom they can find.
 //!
-//! Loaded once from the CSV (see `load.rs`) into an immutable [`Directory`]:
-//! members in file order, an index by phone for the per-message membership
-//! check, and the filtered search the assistant runs.
+//! Loaded once from the operator's file (a CSV, an `.xlsx` or an `.ods`; see
+//! `load.rs`) into an immutable [`Directory`]: members in file order, an
+//! index by phone for the per-message membership check, what became of each
+//! column, and the rows that were rejected.
 
 mod load;
 pub mod synthetic;
@@ -12,7 +13,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use load::LoadError;
+pub use load::{FileFormat, LoadError};
 
 use crate::phone::{PhoneNumber, Region};
 
@@ -59,20 +60,66 @@ pub struct Member {
     pub share_contact: bool,
     /// Columns outside the contract, as (header, value).
     pub extra: Vec<(String, String)>,
-    /// The CSV line the row started on.
+    /// Where the row starts: the CSV's physical line (1 = the header; a row
+    /// whose quoted field holds line breaks counts them), or the
+    /// spreadsheet's row number (row 1 = the header row).
     pub line: u64,
+}
+
+/// What a [`Rejection`]'s number counts: a CSV's lines or a sheet's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RowUnit {
+    Line,
+    Row,
+}
+
+impl RowUnit {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RowUnit::Line => "line",
+            RowUnit::Row => "row",
+        }
+    }
 }
 
 /// A row that was not loaded, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Rejection {
+    /// The CSV's physical line or the sheet's row number, as `unit` says.
     pub line: u64,
     pub reason: String,
+    pub unit: RowUnit,
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.reason)
+        write!(f, "{} {}: {}", self.unit.as_str(), self.line, self.reason)
+    }
+}
+
+/// What the loader made of one column of the header row.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ColumnReport {
+    /// 1-based position in the header row.
+    pub position: usize,
+    /// The header as written (trimmed).
+    pub header: String,
+    /// The contract field it was taken as, e.g. `phone`; `None` when the
+    /// column is kept as an extra attribute or ignored.
+    pub field: Option<&'static str>,
+    /// Whether its values are kept as extra attributes (no field, and a
+    /// header to name them by; a column without a header is ignored).
+    pub extra: bool,
+}
+
+impl std::fmt::Display for ColumnReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.field {
+            Some(field) => write!(f, "column {:?} → {field}", self.header),
+            None if self.extra => write!(f, "column {:?} → extra attribute", self.header),
+            None => write!(f, "column {} (no header) → ignored", self.position),
+        }
     }
 }
 
@@ -83,22 +130,47 @@ pub struct Directory {
     by_phone: HashMap<PhoneNumber, usize>,
     by_id: HashMap<String, usize>,
     rejected: Vec<Rejection>,
+    columns: Vec<ColumnReport>,
+    format: FileFormat,
+    sheet: Option<String>,
 }
 
 impl Directory {
-    /// Loads the CSV at `path`; rows without a country code take `region`.
+    /// Loads the directory file at `path` (CSV, `.xlsx` or `.ods`; a
+    /// spreadsheet's first sheet); numbers without a country code take
+    /// `region`.
     pub fn load(path: &Path, region: Region) -> Result<Directory, LoadError> {
-        let loaded = load::load_csv(path, region)?;
-        Ok(Self::build(loaded.members, loaded.rejected))
+        Self::load_sheet(path, None, region)
+    }
+
+    /// [`Directory::load`], reading the sheet named `sheet` of a
+    /// spreadsheet (`None`: the first). A CSV has no sheets: naming one is
+    /// an error rather than silently ignored.
+    pub fn load_sheet(
+        path: &Path,
+        sheet: Option<&str>,
+        region: Region,
+    ) -> Result<Directory, LoadError> {
+        Ok(Self::build(load::load_file(path, sheet, region)?))
     }
 
     /// Parses CSV text already in memory (tests, benches, generated data).
     pub fn from_csv(text: &str, region: Region) -> Result<Directory, LoadError> {
-        let loaded = load::parse_csv(text.as_bytes(), "<memory>", region)?;
-        Ok(Self::build(loaded.members, loaded.rejected))
+        Ok(Self::build(load::parse_csv(
+            text.as_bytes(),
+            "<memory>",
+            region,
+        )?))
     }
 
-    fn build(members: Vec<Member>, rejected: Vec<Rejection>) -> Directory {
+    fn build(loaded: load::Loaded) -> Directory {
+        let load::Loaded {
+            members,
+            rejected,
+            columns,
+            format,
+            sheet,
+        } = loaded;
         let by_phone = members
             .iter()
             .enumerate()
@@ -114,7 +186,25 @@ impl Directory {
             by_phone,
             by_id,
             rejected,
+            columns,
+            format,
+            sheet,
         }
+    }
+
+    /// What each column of the header row was taken as, in file order.
+    pub fn columns(&self) -> &[ColumnReport] {
+        &self.columns
+    }
+
+    /// The kind of file the directory was read from.
+    pub fn format(&self) -> FileFormat {
+        self.format
+    }
+
+    /// The sheet read, for a spreadsheet.
+    pub fn sheet(&self) -> Option<&str> {
+        self.sheet.as_deref()
     }
 
     /// Every loaded member, active or not, in file order.
