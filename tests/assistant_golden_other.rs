@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
-use roster::assistant::{Answer, Assistant, Intent, PAGE_SIZE, Understanding};
+use roster::assistant::{Answer, Assistant, Entities, Intent, PAGE_SIZE, Understanding};
 use roster::directory::{Directory, Member};
 use roster::phone::Region;
 use roster::session::Session;
@@ -210,24 +210,28 @@ fn nobody() -> Filter {
     Box::new(|_| false)
 }
 
-/// Single messages that search, and whom they must find.
-fn search_cases() -> Vec<(&'static str, Filter)> {
+/// Single messages that search: (class, message, whom it must find).
+fn search_cases() -> Vec<(&'static str, &'static str, Filter)> {
     vec![
         // Values as the directory spells them, and in other forms: case,
         // plural or singular, with or without a generic word.
         (
+            "values",
             "Medical Practitioners in Nashik",
             all(vec![profession(DOCTOR), city("Nashik")]),
         ),
         (
+            "values",
             "medical practitioner pune",
             all(vec![profession(DOCTOR), city("Pune")]),
         ),
         (
+            "values",
             "Find doctors in Pune",
             all(vec![profession(DOCTOR), city("Pune")]),
         ),
         (
+            "values",
             "heart doctors in Nashik",
             all(vec![
                 profession(DOCTOR),
@@ -236,27 +240,33 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "cardiac specialists",
             all(vec![profession(DOCTOR), specialty("Cardiac")]),
         ),
-        ("Cardiac", specialty("Cardiac")),
+        ("values", "Cardiac", specialty("Cardiac")),
         (
+            "values",
             "skin specialist in Mumbai",
             all(vec![profession(DOCTOR), specialty("Skin"), city("Mumbai")]),
         ),
         (
+            "values",
             "skin doctors",
             all(vec![profession(DOCTOR), specialty("Skin")]),
         ),
         (
+            "values",
             "bone doctor in Nashik",
             all(vec![profession(DOCTOR), specialty("Bones"), city("Nashik")]),
         ),
         (
+            "values",
             "bones specialist",
             all(vec![profession(DOCTOR), specialty("Bones")]),
         ),
         (
+            "values",
             "child specialist in Pune",
             all(vec![
                 profession(DOCTOR),
@@ -265,10 +275,12 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "pediatrician",
             all(vec![profession(DOCTOR), specialty("Child Health")]),
         ),
         (
+            "values",
             "paediatricians in Nagpur",
             all(vec![
                 profession(DOCTOR),
@@ -277,14 +289,17 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "child health doctors",
             all(vec![profession(DOCTOR), specialty("Child Health")]),
         ),
         (
+            "values",
             "ENT specialist",
             all(vec![profession(DOCTOR), specialty("ENT")]),
         ),
         (
+            "values",
             "family lawyers in Nashik",
             all(vec![
                 profession(ADVOCATE),
@@ -293,31 +308,38 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "family law",
             all(vec![profession(ADVOCATE), specialty("Family")]),
         ),
         (
+            "values",
             "corporate lawyers",
             all(vec![profession(ADVOCATE), specialty("Corporate")]),
         ),
         (
+            "values",
             "corporate bankers",
             all(vec![profession(BANKER), specialty("Corporate")]),
         ),
         (
+            "values",
             "retail banking",
             all(vec![profession(BANKER), specialty("Retail")]),
         ),
         (
+            "values",
             "data engineers",
             all(vec![profession(SOFTWARE), specialty("Data")]),
         ),
-        ("cloud engineers", specialty("Cloud")),
+        ("values", "cloud engineers", specialty("Cloud")),
         (
+            "values",
             "mobile app developers",
             all(vec![profession(SOFTWARE), specialty("Mobile Apps")]),
         ),
         (
+            "values",
             "civil engineers in Nashik",
             all(vec![
                 profession(ENGINEER),
@@ -326,18 +348,22 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "civil contractors",
             all(vec![profession(CONTRACTOR), specialty("Civil")]),
         ),
         (
+            "values",
             "electrical engineers",
             all(vec![profession(ENGINEER), specialty("Electrical")]),
         ),
         (
+            "values",
             "health insurance advisors",
             all(vec![profession(INSURANCE), specialty("Health")]),
         ),
         (
+            "values",
             "life insurance agents in Vadodara",
             all(vec![
                 profession(INSURANCE),
@@ -346,6 +372,7 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "textile businessmen in Surat",
             all(vec![
                 profession(BUSINESS),
@@ -354,27 +381,33 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "values",
             "textile designers",
             all(vec![profession(DESIGNER), specialty("Textile")]),
         ),
         (
+            "values",
             "diamond traders in Surat",
             all(vec![specialty("Diamonds"), city("Surat")]),
         ),
         (
+            "values",
             "auto components manufacturers",
             specialty("Auto Components"),
         ),
         (
+            "values",
             "food processing units in Nashik",
             all(vec![specialty("Food Processing"), city("Nashik")]),
         ),
         (
+            "values",
             "hospital pharmacists",
             all(vec![profession(PHARMACIST), specialty("Hospital")]),
         ),
         // "<specialty> <profession>".
         (
+            "specialty + profession",
             "litigation lawyers in Pune",
             all(vec![
                 profession(ADVOCATE),
@@ -382,16 +415,23 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
                 city("Pune"),
             ]),
         ),
-        ("audit CAs", all(vec![profession(CA), specialty("Audit")])),
         (
+            "specialty + profession",
+            "audit CAs",
+            all(vec![profession(CA), specialty("Audit")]),
+        ),
+        (
+            "specialty + profession",
             "IP attorneys",
             all(vec![profession(ADVOCATE), specialty("IP")]),
         ),
         (
+            "specialty + profession",
             "UX designers",
             all(vec![profession(DESIGNER), specialty("UX")]),
         ),
         (
+            "specialty + profession",
             "taxation CA in Ahmedabad",
             all(vec![
                 profession(CA),
@@ -400,51 +440,63 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "specialty + profession",
             "property lawyers",
             all(vec![profession(ADVOCATE), specialty("Property")]),
         ),
         (
+            "specialty + profession",
             "graphic designers",
             all(vec![profession(DESIGNER), specialty("Graphic")]),
         ),
         (
+            "specialty + profession",
             "GST CAs in Surat",
             all(vec![profession(CA), specialty("GST"), city("Surat")]),
         ),
         (
+            "specialty + profession",
             "criminal advocates",
             all(vec![profession(ADVOCATE), specialty("Criminal")]),
         ),
         (
+            "specialty + profession",
             "waterproofing contractors",
             all(vec![profession(CONTRACTOR), specialty("Waterproofing")]),
         ),
         (
+            "specialty + profession",
             "urban design architects",
             all(vec![profession(ARCHITECT), specialty("Urban Design")]),
         ),
         // Role nouns derived from specialties.
         (
+            "role nouns",
             "cardiologist in Pune",
             all(vec![profession(DOCTOR), specialty("Cardiac"), city("Pune")]),
         ),
         (
+            "role nouns",
             "cardiologists",
             all(vec![profession(DOCTOR), specialty("Cardiac")]),
         ),
         (
+            "role nouns",
             "dermatologist in Mumbai",
             all(vec![profession(DOCTOR), specialty("Skin"), city("Mumbai")]),
         ),
         (
+            "role nouns",
             "orthopaedic surgeons in Nashik",
             all(vec![profession(DOCTOR), specialty("Bones"), city("Nashik")]),
         ),
         (
+            "role nouns",
             "orthopedic doctor",
             all(vec![profession(DOCTOR), specialty("Bones")]),
         ),
         (
+            "role nouns",
             "gynaecologist in Nashik",
             all(vec![
                 profession(DOCTOR),
@@ -453,11 +505,17 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "role nouns",
             "gynecologists",
             all(vec![profession(DOCTOR), specialty("Gynaecology")]),
         ),
-        ("auditors", all(vec![profession(CA), specialty("Audit")])),
         (
+            "role nouns",
+            "auditors",
+            all(vec![profession(CA), specialty("Audit")]),
+        ),
+        (
+            "role nouns",
             "tax consultants in Ahmedabad",
             all(vec![
                 profession(CA),
@@ -466,30 +524,44 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "role nouns",
             "litigators",
             all(vec![profession(ADVOCATE), specialty("Litigation")]),
         ),
         (
+            "role nouns",
             "orthodontist",
             all(vec![profession(DENTIST), specialty("Orthodontics")]),
         ),
         (
+            "role nouns",
             "software testers",
             all(vec![profession(SOFTWARE), specialty("Testing")]),
         ),
         (
+            "role nouns",
             "economists",
             all(vec![profession(PROFESSOR), specialty("Economics")]),
         ),
         // Organisations by their other names, both ways.
-        ("anyone from State Bank of India", organization("SBI")),
         (
+            "organisations",
+            "anyone from State Bank of India",
+            organization("SBI"),
+        ),
+        (
+            "organisations",
             "State Bank of India bankers in Pune",
             all(vec![organization("SBI"), city("Pune")]),
         ),
-        ("SBI", organization("SBI")),
-        ("people at M&M", organization("Mahindra & Mahindra")),
+        ("organisations", "SBI", organization("SBI")),
         (
+            "organisations",
+            "people at M&M",
+            organization("Mahindra & Mahindra"),
+        ),
+        (
+            "organisations",
             "M&M engineers in Nashik",
             all(vec![
                 profession(ENGINEER),
@@ -498,323 +570,449 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "organisations",
             "who works at TCS",
             organization("Tata Consultancy Services"),
         ),
         (
+            "organisations",
             "TCS people in Nagpur",
             all(vec![
                 organization("Tata Consultancy Services"),
                 city("Nagpur"),
             ]),
         ),
-        ("L&T", organization("Larsen & Toubro")),
+        ("organisations", "L&T", organization("Larsen & Toubro")),
         (
+            "organisations",
             "anyone in Larsen and Toubro",
             organization("Larsen & Toubro"),
         ),
         (
+            "organisations",
             "Life Insurance Corporation of India agents",
             organization("LIC"),
         ),
-        ("LIC agents", organization("LIC")),
-        ("Infosys", organization("Infosys Limited")),
-        ("Infosys Ltd employees", organization("Infosys Limited")),
+        ("organisations", "LIC agents", organization("LIC")),
+        ("organisations", "Infosys", organization("Infosys Limited")),
         (
+            "organisations",
+            "Infosys Ltd employees",
+            organization("Infosys Limited"),
+        ),
+        (
+            "organisations",
             "HDFC bankers",
             all(vec![profession(BANKER), organization("HDFC Bank")]),
         ),
-        ("ICICI", organization("ICICI Bank")),
-        ("Kotak bankers", organization("Kotak Mahindra Bank")),
-        ("Tata Motors Limited", organization("Tata Motors")),
+        ("organisations", "ICICI", organization("ICICI Bank")),
         (
+            "organisations",
+            "Kotak bankers",
+            organization("Kotak Mahindra Bank"),
+        ),
+        (
+            "organisations",
+            "Tata Motors Limited",
+            organization("Tata Motors"),
+        ),
+        (
+            "organisations",
             "advocates at the Bombay High Court",
             organization("Bombay High Court"),
         ),
         (
+            "organisations",
             "professors at Maharaja Sayajirao University",
             organization("Maharaja Sayajirao University of Baroda"),
         ),
         // Everyday synonyms and abbreviations of professions.
         (
+            "everyday synonyms",
             "chemist in Pune",
             all(vec![profession(PHARMACIST), city("Pune")]),
         ),
         (
+            "everyday synonyms",
             "chemists in Ahmedabad",
             all(vec![profession(PHARMACIST), city("Ahmedabad")]),
         ),
-        ("druggist", profession(PHARMACIST)),
+        ("everyday synonyms", "druggist", profession(PHARMACIST)),
         (
+            "everyday synonyms",
             "docs in Surat",
             all(vec![profession(DOCTOR), city("Surat")]),
         ),
         (
+            "everyday synonyms",
             "physician in Nagpur",
             all(vec![profession(DOCTOR), city("Nagpur")]),
         ),
-        ("CA in Surat", all(vec![profession(CA), city("Surat")])),
         (
+            "everyday synonyms",
+            "CA in Surat",
+            all(vec![profession(CA), city("Surat")]),
+        ),
+        (
+            "everyday synonyms",
             "chartered accountants in Ahmedabad",
             all(vec![profession(CA), city("Ahmedabad")]),
         ),
-        ("CAs in Nagpur", all(vec![profession(CA), city("Nagpur")])),
         (
+            "everyday synonyms",
+            "CAs in Nagpur",
+            all(vec![profession(CA), city("Nagpur")]),
+        ),
+        (
+            "everyday synonyms",
             "techies in Nashik",
             all(vec![profession(SOFTWARE), city("Nashik")]),
         ),
         (
+            "everyday synonyms",
             "software engineers in Mumbai",
             all(vec![profession(SOFTWARE), city("Mumbai")]),
         ),
         (
+            "everyday synonyms",
             "developers in Nagpur",
             all(vec![profession(SOFTWARE), city("Nagpur")]),
         ),
         (
+            "everyday synonyms",
             "lawyers in Ahmedabad",
             all(vec![profession(ADVOCATE), city("Ahmedabad")]),
         ),
         (
+            "everyday synonyms",
             "advocates in Nagpur",
             all(vec![profession(ADVOCATE), city("Nagpur")]),
         ),
         (
+            "everyday synonyms",
             "attorney in Nashik",
             all(vec![profession(ADVOCATE), city("Nashik")]),
         ),
         (
+            "everyday synonyms",
             "insurance agents in Nashik",
             all(vec![profession(INSURANCE), city("Nashik")]),
         ),
-        ("dentists", profession(DENTIST)),
+        ("everyday synonyms", "dentists", profession(DENTIST)),
         (
+            "everyday synonyms",
             "businessmen in Vadodara",
             all(vec![profession(BUSINESS), city("Vadodara")]),
         ),
         (
+            "everyday synonyms",
             "entrepreneurs in Nagpur",
             all(vec![profession(BUSINESS), city("Nagpur")]),
         ),
         (
+            "everyday synonyms",
             "bankers in Pune",
             all(vec![profession(BANKER), city("Pune")]),
         ),
         (
+            "everyday synonyms",
             "architects in Pune",
             all(vec![profession(ARCHITECT), city("Pune")]),
         ),
         // Cities by other names, areas.
         (
+            "places",
             "doctors in Poona",
             all(vec![profession(DOCTOR), city("Pune")]),
         ),
-        ("CA in Baroda", all(vec![profession(CA), city("Vadodara")])),
-        ("members in Belgaum", city("Belagavi")),
-        ("anyone in Hubli", city("Hubballi")),
         (
+            "places",
+            "CA in Baroda",
+            all(vec![profession(CA), city("Vadodara")]),
+        ),
+        ("places", "members in Belgaum", city("Belagavi")),
+        ("places", "anyone in Hubli", city("Hubballi")),
+        (
+            "places",
             "lawyers in Bombay",
             all(vec![profession(ADVOCATE), city("Mumbai")]),
         ),
         (
+            "places",
             "doctors in Kothrud",
             all(vec![profession(DOCTOR), area("Kothrud")]),
         ),
-        ("anyone in Gangapur Road", area("Gangapur Road")),
-        ("Nashik Road members", area("Nashik Road")),
+        ("places", "anyone in Gangapur Road", area("Gangapur Road")),
+        ("places", "Nashik Road members", area("Nashik Road")),
         (
+            "places",
             "CAs near Navrangpura",
             all(vec![profession(CA), area("Navrangpura")]),
         ),
-        ("Alkapuri", area("Alkapuri")),
+        ("places", "Alkapuri", area("Alkapuri")),
         // Names: first, full, surname, titles, initials.
-        ("Find Meera", named(&["meera"])),
-        ("anyone called Meera", named(&["meera"])),
+        ("names", "Find Meera", named(&["meera"])),
+        ("names", "anyone called Meera", named(&["meera"])),
         (
+            "names",
             "is there a Meera in Pune",
             all(vec![named(&["meera"]), city("Pune")]),
         ),
-        ("Meera Joshi", named(&["meera", "joshi"])),
-        ("meera kulkarni", named(&["meera", "kulkarni"])),
-        ("Meera Kulkarny", named(&["meera", "kulkarni"])),
-        ("Find Rahul", named(&["rahul"])),
-        ("Rahul Patil", named(&["rahul", "patil"])),
-        ("anyone with the surname Pillai", named(&["pillai"])),
-        ("surname Shah", named(&["shah"])),
-        ("the Shah family", named(&["shah"])),
-        ("Pillai family", named(&["pillai"])),
-        ("Dr Kulkarni", named(&["kulkarni"])),
-        ("Dr. Gokhale", named(&["gokhale"])),
-        ("Mr Patil", named(&["patil"])),
-        ("Mrs Desai", named(&["desai"])),
-        ("R. Sharma", initial('r', "sharma")),
-        ("Nirav Shah", named(&["nirav", "shah"])),
-        ("is Sunil Kulkarni a member?", named(&["sunil", "kulkarni"])),
+        ("names", "Meera Joshi", named(&["meera", "joshi"])),
+        ("names", "meera kulkarni", named(&["meera", "kulkarni"])),
+        ("names", "Meera Kulkarny", named(&["meera", "kulkarni"])),
+        ("names", "Find Rahul", named(&["rahul"])),
+        ("names", "Rahul Patil", named(&["rahul", "patil"])),
         (
+            "names",
+            "anyone with the surname Pillai",
+            named(&["pillai"]),
+        ),
+        ("names", "surname Shah", named(&["shah"])),
+        ("names", "the Shah family", named(&["shah"])),
+        ("names", "Pillai family", named(&["pillai"])),
+        ("names", "Dr Kulkarni", named(&["kulkarni"])),
+        ("names", "Dr. Gokhale", named(&["gokhale"])),
+        ("names", "Mr Patil", named(&["patil"])),
+        ("names", "Mrs Desai", named(&["desai"])),
+        ("names", "R. Sharma", initial('r', "sharma")),
+        ("names", "Nirav Shah", named(&["nirav", "shah"])),
+        (
+            "names",
+            "is Sunil Kulkarni a member?",
+            named(&["sunil", "kulkarni"]),
+        ),
+        (
+            "names",
             "Lakshmi Pillai in Pune",
             all(vec![named(&["lakshmi", "pillai"]), city("Pune")]),
         ),
         // Degrees as members talk about them.
-        ("MBAs in Pune", all(vec![degree("MBA"), city("Pune")])),
-        ("doctorates", degree("PhD")),
         (
+            "degrees",
+            "MBAs in Pune",
+            all(vec![degree("MBA"), city("Pune")]),
+        ),
+        ("degrees", "doctorates", degree("PhD")),
+        (
+            "degrees",
             "PhDs in Vadodara",
             all(vec![degree("PhD"), city("Vadodara")]),
         ),
         (
+            "degrees",
             "LLM advocates",
             all(vec![degree("LLM"), profession(ADVOCATE)]),
         ),
-        ("B.Pharm", degree("B.Pharm")),
+        ("degrees", "B.Pharm", degree("B.Pharm")),
         (
+            "degrees",
             "MBBS doctors in Nashik",
             all(vec![degree("MBBS"), profession(DOCTOR), city("Nashik")]),
         ),
-        ("B.Arch graduates", degree("B.Arch")),
+        ("degrees", "B.Arch graduates", degree("B.Arch")),
         // Skills, services, extra columns, titles.
-        ("who sells sarees", service("Sarees")),
         (
+            "skills, services, extras",
+            "who sells sarees",
+            service("Sarees"),
+        ),
+        (
+            "skills, services, extras",
             "grape exporters in Nashik",
             all(vec![service("Grape Exports"), city("Nashik")]),
         ),
-        ("who does CNC machining", service("CNC Machining")),
-        ("home loans", skill("Home Loans")),
         (
+            "skills, services, extras",
+            "who does CNC machining",
+            service("CNC Machining"),
+        ),
+        (
+            "skills, services, extras",
+            "home loans",
+            skill("Home Loans"),
+        ),
+        (
+            "skills, services, extras",
             "divorce lawyer",
             all(vec![profession(ADVOCATE), specialty("Family")]),
         ),
         (
+            "skills, services, extras",
             "doctors who do home visits",
             all(vec![profession(DOCTOR), service("Home Visits")]),
         ),
         (
+            "skills, services, extras",
             "Gujarati speaking CAs",
             all(vec![profession(CA), extra("Languages", "gujarati")]),
         ),
         (
+            "skills, services, extras",
             "Kannada speakers in Belgaum",
             all(vec![city("Belagavi"), extra("Languages", "kannada")]),
         ),
         (
+            "skills, services, extras",
             "patron members in Pune",
             all(vec![extra("Membership Type", "patron"), city("Pune")]),
         ),
-        ("founders", title("founder")),
+        ("skills, services, extras", "founders", title("founder")),
         (
+            "skills, services, extras",
             "branch managers in Pune",
             all(vec![title("branch"), title("manager"), city("Pune")]),
         ),
         // Hinglish, chat spellings, repeated letters, no punctuation,
         // Devanagari.
         (
+            "hinglish, chat, devanagari",
             "koi doctor hai kya Nashik mein",
             all(vec![profession(DOCTOR), city("Nashik")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "Pune me CA chahiye",
             all(vec![profession(CA), city("Pune")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "bhai koi lawyer batao Nashik me",
             all(vec![profession(ADVOCATE), city("Nashik")]),
         ),
-        ("sir pls any1 in Nagpur", city("Nagpur")),
         (
+            "hinglish, chat, devanagari",
+            "sir pls any1 in Nagpur",
+            city("Nagpur"),
+        ),
+        (
+            "hinglish, chat, devanagari",
             "plz find docs in pune",
             all(vec![profession(DOCTOR), city("Pune")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "u have any CA in Vadodara?",
             all(vec![profession(CA), city("Vadodara")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "need heart doctor pune urgent",
             all(vec![profession(DOCTOR), specialty("Cardiac"), city("Pune")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "doctorsss in Mumbaiii pleaseee",
             all(vec![profession(DOCTOR), city("Mumbai")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "pleaseee koi vakil batao Ahmedabad mein",
             all(vec![profession(ADVOCATE), city("Ahmedabad")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "bhai Nagpur mein koi chemist hai kya",
             all(vec![profession(PHARMACIST), city("Nagpur")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "ji koi architect hai Nashik me",
             all(vec![profession(ARCHITECT), city("Nashik")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "kya koi CA hai Baroda mein",
             all(vec![profession(CA), city("Vadodara")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "mujhe Nagpur mein vakil chahiye",
             all(vec![profession(ADVOCATE), city("Nagpur")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "doctor chahiye Hubli me",
             all(vec![profession(DOCTOR), city("Hubballi")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "Surat me koi engineer hai kya",
             all(vec![profession(ENGINEER), city("Surat")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "any1 frm L&T in mumbai",
             all(vec![organization("Larsen & Toubro"), city("Mumbai")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "techies in pune pls",
             all(vec![profession(SOFTWARE), city("Pune")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "lawyer chahiye nagpur",
             all(vec![profession(ADVOCATE), city("Nagpur")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "नाशिक में डॉक्टर",
             all(vec![profession(DOCTOR), city("Nashik")]),
         ),
-        ("पुणे में वकील", all(vec![profession(ADVOCATE), city("Pune")])),
         (
+            "hinglish, chat, devanagari",
+            "पुणे में वकील",
+            all(vec![profession(ADVOCATE), city("Pune")]),
+        ),
+        (
+            "hinglish, chat, devanagari",
             "मुंबई में डॉक्टर चाहिए",
             all(vec![profession(DOCTOR), city("Mumbai")]),
         ),
         (
+            "hinglish, chat, devanagari",
             "अहमदाबाद में वकील",
             all(vec![profession(ADVOCATE), city("Ahmedabad")]),
         ),
-        ("नागपुर में सीए", all(vec![profession(CA), city("Nagpur")])),
+        (
+            "hinglish, chat, devanagari",
+            "नागपुर में सीए",
+            all(vec![profession(CA), city("Nagpur")]),
+        ),
         // Unknown filler must not empty the result.
         (
+            "filler",
             "find doctors in Pune asap yaar",
             all(vec![profession(DOCTOR), city("Pune")]),
         ),
         (
+            "filler",
             "hey can u find me some good CAs in Surat thanks in advance",
             all(vec![profession(CA), city("Surat")]),
         ),
         (
+            "filler",
             "bro any lawyers in Nagpur need urgently for a friend",
             all(vec![profession(ADVOCATE), city("Nagpur")]),
         ),
         (
+            "filler",
             "looking for a reliable architect in Pune for my new office",
             all(vec![profession(ARCHITECT), city("Pune")]),
         ),
         (
+            "filler",
             "Good morning sir, do we have any pharmacist in Ahmedabad?",
             all(vec![profession(PHARMACIST), city("Ahmedabad")]),
         ),
         (
+            "filler",
             "kindly share chartered accountants in Nashik",
             all(vec![profession(CA), city("Nashik")]),
         ),
         (
+            "filler",
             "pls help me find a pediatrician in Pune for my daughter",
             all(vec![
                 profession(DOCTOR),
@@ -823,6 +1021,7 @@ fn search_cases() -> Vec<(&'static str, Filter)> {
             ]),
         ),
         (
+            "filler",
             "need a good bone doctor near Gangapur Road",
             all(vec![
                 profession(DOCTOR),
@@ -852,42 +1051,49 @@ fn absent_cases() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-/// Follow-ups that run a new search from the conversation: (earlier
-/// messages, the follow-up, whom it must find).
-fn refine_cases() -> Vec<(&'static [&'static str], &'static str, Filter)> {
+/// Follow-ups that run a new search from the conversation: (class,
+/// earlier messages, the follow-up, whom it must find).
+fn refine_cases() -> Vec<(&'static str, &'static [&'static str], &'static str, Filter)> {
     vec![
         // Narrowing the list just shown.
         (
+            "narrowing follow-ups",
             &["Find Meera"],
             "the one in Nashik",
             all(vec![named(&["meera"]), city("Nashik")]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Meera"],
             "the doctor",
             all(vec![named(&["meera"]), profession(DOCTOR)]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Meera"],
             "the one at SBI",
             all(vec![named(&["meera"]), organization("SBI")]),
         ),
         (
+            "narrowing follow-ups",
             &["anyone called Meera"],
             "the CA",
             all(vec![named(&["meera"]), profession(CA)]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Meera"],
             "the lawyer",
             all(vec![named(&["meera"]), profession(ADVOCATE)]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Meera"],
             "the one in Baroda",
             all(vec![named(&["meera"]), city("Vadodara")]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Meera"],
             "the one at TCS",
             all(vec![
@@ -896,47 +1102,56 @@ fn refine_cases() -> Vec<(&'static [&'static str], &'static str, Filter)> {
             ]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Rahul"],
             "the one in Pune",
             all(vec![named(&["rahul"]), city("Pune")]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Rahul"],
             "the banker",
             all(vec![named(&["rahul"]), profession(BANKER)]),
         ),
         (
+            "narrowing follow-ups",
             &["Find Rahul"],
             "the one at M&M",
             all(vec![named(&["rahul"]), organization("Mahindra & Mahindra")]),
         ),
         (
+            "narrowing follow-ups",
             &["the Shah family"],
             "only in Surat",
             all(vec![named(&["shah"]), city("Surat")]),
         ),
         (
+            "narrowing follow-ups",
             &["Mr Patil"],
             "the advocate",
             all(vec![named(&["patil"]), profession(ADVOCATE)]),
         ),
         // Adjusting a search.
         (
+            "refining follow-ups",
             &["doctors in Pune"],
             "what about Nashik?",
             all(vec![profession(DOCTOR), city("Nashik")]),
         ),
         (
+            "refining follow-ups",
             &["doctors in Pune"],
             "only skin specialists",
             all(vec![profession(DOCTOR), specialty("Skin"), city("Pune")]),
         ),
         (
+            "refining follow-ups",
             &["CAs in Surat"],
             "and in Ahmedabad?",
             all(vec![profession(CA), city("Ahmedabad")]),
         ),
         (
+            "refining follow-ups",
             &["lawyers in Nashik"],
             "only family lawyers",
             all(vec![
@@ -946,6 +1161,7 @@ fn refine_cases() -> Vec<(&'static [&'static str], &'static str, Filter)> {
             ]),
         ),
         (
+            "refining follow-ups",
             &["koi doctor hai kya Nashik mein"],
             "aur Pune mein?",
             all(vec![profession(DOCTOR), city("Pune")]),
@@ -1046,6 +1262,106 @@ impl Score {
             self.page_correct as f64 / self.page_expected as f64
         }
     }
+}
+
+const NO_SUCH: &str = "no such profession or member";
+const CONTACT: &str = "contact by name";
+const INTENTS: &str = "intents";
+
+/// One class's cases, imperfect cases and score.
+struct Class {
+    name: &'static str,
+    cases: usize,
+    imperfect: usize,
+    score: Score,
+}
+
+/// Scores by class, in the order the classes first appear.
+#[derive(Default)]
+struct Classes(Vec<Class>);
+
+impl Classes {
+    fn class(&mut self, name: &'static str) -> &mut Class {
+        let i = match self.0.iter().position(|c| c.name == name) {
+            Some(i) => i,
+            None => {
+                self.0.push(Class {
+                    name,
+                    cases: 0,
+                    imperfect: 0,
+                    score: Score::default(),
+                });
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i]
+    }
+
+    /// Adds one case of `name`; the class, to adjust.
+    fn add(
+        &mut self,
+        name: &'static str,
+        returned: &[String],
+        shown: &[String],
+        expected: &[String],
+    ) -> &mut Class {
+        let class = self.class(name);
+        class.cases += 1;
+        let (wrong, missed) = class.score.add(returned, shown, expected);
+        class.imperfect += usize::from(wrong > 0 || missed > 0);
+        class
+    }
+
+    fn imperfect(&mut self, name: &'static str) {
+        self.class(name).imperfect += 1;
+    }
+
+    fn table(&self) -> String {
+        self.0
+            .iter()
+            .map(|c| {
+                format!(
+                    "  {:<28} {:>3} cases, {:>3} imperfect, precision {:.3}, first-page recall {:.3}",
+                    c.name,
+                    c.cases,
+                    c.imperfect,
+                    c.score.precision(),
+                    c.score.recall()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The constraints of a search that are set, for failure lines:
+/// `{profession: Doctor, city: Pune, keywords: [doctors]}`.
+fn brief(e: &Entities) -> String {
+    let mut parts = Vec::new();
+    for (field, value) in [
+        ("profession", &e.profession),
+        ("specialty", &e.specialty),
+        ("designation", &e.designation),
+        ("skill", &e.skill),
+        ("service", &e.service),
+        ("organization", &e.organization),
+        ("city", &e.city),
+        ("area", &e.area),
+        ("name", &e.name),
+        ("degree", &e.degree),
+        ("branch", &e.branch),
+    ] {
+        if let Some(value) = value {
+            parts.push(format!("{field}: {value}"));
+        }
+    }
+    if let Some(year) = e.graduation_year {
+        parts.push(format!("year: {year}"));
+    }
+    if !e.keywords.is_empty() {
+        parts.push(format!("keywords: [{}]", e.keywords.join(", ")));
+    }
+    format!("{{{}}}", parts.join(", "))
 }
 
 /// The digits of `text`.
@@ -1235,24 +1551,25 @@ fn golden_set_over_another_directory() {
     let mut messages = 0;
     let mut nonempty = 0;
 
-    let mut cases: Vec<(Vec<&str>, &str, Filter)> = search_cases()
+    let mut classes = Classes::default();
+    let mut cases: Vec<(&str, Vec<&str>, &str, Filter)> = search_cases()
         .into_iter()
-        .map(|(text, filter)| (Vec::new(), text, filter))
+        .map(|(class, text, filter)| (class, Vec::new(), text, filter))
         .collect();
     cases.extend(
         absent_cases()
             .into_iter()
-            .map(|(text, _)| (Vec::new(), text, nobody())),
+            .map(|(text, _)| (NO_SUCH, Vec::new(), text, nobody())),
     );
     cases.extend(
         refine_cases()
             .into_iter()
-            .map(|(before, text, filter)| (before.to_vec(), text, filter)),
+            .map(|(class, before, text, filter)| (class, before.to_vec(), text, filter)),
     );
     let searches = cases.len();
     let absent: Vec<&str> = absent_cases().iter().map(|(text, _)| *text).collect();
     let mut unfounded = Vec::new();
-    for (before, text, filter) in &cases {
+    for (class, before, text, filter) in &cases {
         let mut conversation = before.clone();
         conversation.push(text);
         messages += conversation.len();
@@ -1276,14 +1593,15 @@ fn golden_set_over_another_directory() {
             );
         }
         let (wrong, missed) = score.add(&returned, &answer.shown_ids, &expected);
+        classes.add(class, &returned, &answer.shown_ids, &expected);
         if wrong > 0 || missed > 0 {
             misses.push(format!(
-                "  {:?}: {wrong} wrong of {}, {missed} missed on page one (expected {}); understood {:?} {:?}",
+                "  [{class}] {:?}: {wrong} wrong of {}, {missed} missed on page one (expected {}); understood {:?} {}",
                 conversation.join(" → "),
                 returned.len(),
                 expected.len(),
                 understanding.intent,
-                understanding.entities
+                brief(&understanding.entities)
             ));
         }
     }
@@ -1294,6 +1612,7 @@ fn golden_set_over_another_directory() {
         let (_, answer, _) = world.converse(&[text]);
         let problems = lists_no_one(&world, &answer, word);
         if !problems.is_empty() {
+            classes.imperfect(NO_SUCH);
             silent.push(format!(
                 "  {text:?}: {}:\n{}",
                 problems.join(", "),
@@ -1313,6 +1632,7 @@ fn golden_set_over_another_directory() {
         nonempty += 1;
         let returned = world.returned(&understanding);
         let (wrong, missed) = score.add(&returned, &answer.shown_ids, &expected);
+        let class = classes.add(CONTACT, &returned, &answer.shown_ids, &expected);
         let given = expected.iter().take(PAGE_SIZE).all(|id| {
             let member = world.member(id);
             answer.text.contains(&member.name)
@@ -1324,14 +1644,17 @@ fn golden_set_over_another_directory() {
                         .contains(&format!("Prefers to be contacted through {ORG}"))
                 }
         });
-        score.page_expected += 1;
-        score.page_correct += usize::from(given);
+        for score in [&mut score, &mut class.score] {
+            score.page_expected += 1;
+            score.page_correct += usize::from(given);
+        }
         if wrong > 0 || missed > 0 || !given {
+            class.imperfect += usize::from(wrong == 0 && missed == 0);
             misses.push(format!(
-                "  {text:?}: {wrong} wrong, {missed} missed, contact {}given; understood {:?} {:?}\n    {}",
+                "  [{CONTACT}] {text:?}: {wrong} wrong, {missed} missed, contact {}given; understood {:?} {}\n    {}",
                 if given { "" } else { "not " },
                 understanding.intent,
-                understanding.entities,
+                brief(&understanding.entities),
                 answer.text.replace('\n', "\n    ")
             ));
         }
@@ -1342,7 +1665,9 @@ fn golden_set_over_another_directory() {
         messages += 1;
         let (understanding, answer, _) = world.converse(&[text]);
         assert!(!answer.text.trim().is_empty(), "{text:?}: empty reply");
+        classes.add(INTENTS, &[], &[], &[]);
         if understanding.runs_search() || understanding.intent != intent {
+            classes.imperfect(INTENTS);
             intent_failures.push(format!(
                 "  {text:?}: {:?}{}, expected {intent:?}",
                 understanding.intent,
@@ -1369,6 +1694,7 @@ fn golden_set_over_another_directory() {
         score.page_correct,
         score.page_expected
     );
+    println!("by class:\n{}", classes.table());
     if !misses.is_empty() {
         println!("imperfect cases ({}):\n{}", misses.len(), misses.join("\n"));
     }
