@@ -628,6 +628,16 @@ fn search_cases() -> Vec<(&'static str, &'static str, Filter)> {
         ),
         (
             "organisations",
+            "anyone at HUL",
+            organization("Hindustan Unilever"),
+        ),
+        (
+            "organisations",
+            "BPCL engineers",
+            all(vec![profession(ENGINEER), organization("Bharat Petroleum")]),
+        ),
+        (
+            "organisations",
             "Tata Motors Limited",
             organization("Tata Motors"),
         ),
@@ -1785,6 +1795,33 @@ fn golden_set_over_another_directory() {
         "{} wrong intents",
         intent_failures.len()
     );
+}
+
+/// The wider searches a no-results reply offers, replied in the same
+/// conversation, find as many members as they promise.
+#[test]
+fn wider_searches_find_what_they_promise() {
+    let world = World::load();
+    let mut offered = 0;
+    for (text, ..) in absent_cases() {
+        let (_, answer, _) = world.converse(&[text]);
+        for line in answer.text.lines().filter(|l| l.starts_with("• “")) {
+            let Some((query, rest)) = line.trim_start_matches("• “").split_once("” (") else {
+                panic!("{text}: an offer is “query” (N members): {line}");
+            };
+            let promised: Option<usize> = rest.split(' ').next().and_then(|n| n.parse().ok());
+            let (understanding, reply, _) = world.converse(&[text, query]);
+            assert!(understanding.runs_search(), "{text} → {query}");
+            assert_eq!(
+                Some(reply.result_count),
+                promised,
+                "{text} → {query}: {}",
+                reply.text
+            );
+            offered += 1;
+        }
+    }
+    println!("{offered} wider searches offered, each as promised");
 }
 
 #[test]
