@@ -14,10 +14,15 @@
 //! ten Meeras, `Dr.` and `Adv.` in names.
 //!
 //! Expected members are computed by filtering the directory on its fields,
-//! never typed by hand. Prints precision and first-page recall and every
-//! imperfect case; fails below precision 0.97 or first-page recall 0.95,
-//! when a question about something no member is lists anyone, or when a
-//! reply shows a private member's phone or email or an inactive member.
+//! never typed by hand. Prints precision and first-page recall, overall
+//! and by class of message, and every imperfect case with what it was
+//! understood as (`cargo test --test assistant_golden_other golden_set --
+//! --nocapture`); fails below precision 0.97 or first-page recall 0.95,
+//! when a question about something no member is lists anyone or does not
+//! name what was asked, on a wrong intent, or when a reply shows a private
+//! member's phone or email or an inactive member. Through the webhook:
+//! photos, voice notes and documents, shared locations, quick-reply
+//! buttons, and opt-out across a restart.
 
 mod common;
 
