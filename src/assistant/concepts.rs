@@ -32,25 +32,26 @@ profession:doctor = physician, medical practitioner, medical doctor, general pra
 profession:dentist = dental surgeon, dental practitioner, dental doctor
 profession:lawyer = advocate, attorney, solicitor, legal counsel, legal advisor, legal adviser, legal consultant, legal practitioner, legal professional, barrister, counsel, advocate and solicitor
 profession:chartered accountant = ca, chartered accountants, accountant, practising ca
-profession:software engineer = software developer, developer, programmer, software professional, it professional, software consultant, web developer, application developer
+profession:software engineer = software developer, developer, programmer, software professional, it professional
 profession:teacher = tutor, educator, lecturer, school teacher, faculty, trainer
 profession:pharmacist = chemist, druggist, pharmacy, chemist and druggist
 profession:photographer = photography, photographers, professional photographer
-profession:designer = graphic designer, visual designer, product designer, ux designer, ui designer
+profession:designer = designers
 profession:interior designer = interior decorator, interiors, interior design
-profession:banker = banking professional, bank officer, bank manager, banking
+profession:banker = banking professional, bank officer, banking
 profession:entrepreneur = business owner, businessman, businesswoman, self employed, proprietor, businessperson
 profession:marketing manager = marketer, marketing professional, marketing head, marketing
 profession:civil engineer = civil engineering
 profession:mechanical engineer = mechanical engineering
 profession:architect = architecture
-profession:nurse = nursing, staff nurse
-profession:psychologist = counsellor, counselor, clinical psychologist
-profession:contractor = builder, civil contractor, building contractor, construction
+profession:nurse = nursing
+profession:psychologist = counsellor, counselor
+profession:contractor = builder, construction
 profession:real estate agent = real estate broker, property dealer, realtor, estate agent, property consultant, real estate consultant, real estate
-profession:insurance agent = insurance advisor, insurance adviser, insurance consultant, lic agent, insurance
+profession:insurance agent = insurance advisor, insurance adviser, insurance consultant, insurance
 profession:plumber = plumbing
-profession:electrician = electrical contractor, electrical works
+profession:engineer = engineers
+profession:electrician = electrical works
 profession:carpenter = carpentry
 profession:company secretary = cs professional
 specialty:cardiology = cardiac, cardio, heart, cardiovascular, cardiac sciences, cardiothoracic
@@ -108,7 +109,8 @@ pub(crate) const GENERIC_WORDS: &[&str] = &[
     "law", "laws", "legal", "engineering", "medicine", "medical", "science", "sciences",
     "services", "service", "consulting", "consultancy", "advisory", "design", "designing",
     "management", "development", "studies", "department", "dept", "practice", "care",
-    "health", "solutions", "works", "specialist", "specialists",
+    "health", "solutions", "works", "specialist", "specialists", "professional",
+    "professionals",
 ];
 
 /// One concept of [`CONCEPTS`].

@@ -44,7 +44,8 @@ pub(crate) struct SearchIndex {
 
 impl SearchIndex {
     pub(crate) fn build(directory: &Directory, synonyms: &[&Synonyms]) -> SearchIndex {
-        let aliases = same_field_aliases(synonyms);
+        let mut aliases = same_field_aliases(synonyms);
+        add_spelling_aliases(directory, &mut aliases);
         let active = || {
             directory
                 .members()
@@ -183,6 +184,62 @@ impl SearchIndex {
     /// How many members a search finds.
     pub(crate) fn count(&self, entities: &Entities) -> usize {
         self.search(entities, 0).total
+    }
+}
+
+/// Values of one field that are the same word in another number or
+/// spelling (`Textile` and `Textiles`, `Paediatrics` and `Pediatrics`) are
+/// filed under each other, so either finds both.
+fn add_spelling_aliases(
+    directory: &Directory,
+    aliases: &mut HashMap<(Field, String), Vec<String>>,
+) {
+    let mut keys: HashMap<Field, std::collections::HashSet<String>> = HashMap::new();
+    for member in directory.active_members() {
+        for field in Field::STRUCTURED {
+            for value in field.values(member) {
+                let key = text::key(value);
+                if !key.is_empty() {
+                    keys.entry(field).or_default().insert(key);
+                }
+            }
+        }
+    }
+    for (field, set) in &keys {
+        let mut by_form: HashMap<String, Vec<&String>> = HashMap::new();
+        for key in set {
+            let folded = super::concepts::fold(key);
+            let (head, last) = match folded.rsplit_once(' ') {
+                Some((head, last)) => (format!("{head} "), last.to_owned()),
+                None => (String::new(), folded.clone()),
+            };
+            by_form
+                .entry(format!("{head}{}", singular(&last)))
+                .or_default()
+                .push(key);
+        }
+        for group in by_form.values().filter(|g| g.len() > 1) {
+            for key in group {
+                for other in group.iter().filter(|o| *o != key) {
+                    let list = aliases.entry((*field, (*key).clone())).or_default();
+                    if !list.contains(other) {
+                        list.push((*other).clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A word's singular, for grouping: "textiles" → "textile", "companies"
+/// → "company".
+fn singular(word: &str) -> String {
+    if let Some(stem) = word.strip_suffix("ies").filter(|s| s.len() >= 2) {
+        return format!("{stem}y");
+    }
+    match word.strip_suffix('s') {
+        Some(stem) if !stem.ends_with('s') && stem.len() >= 3 => stem.to_owned(),
+        _ => word.to_owned(),
     }
 }
 

@@ -452,7 +452,6 @@ property dealer,profession:real estate agent
 realtor,profession:real estate agent
 broker,profession:real estate agent
 insurance agent,profession:insurance agent
-lic agent,profession:insurance agent
 plumber,profession:plumber
 electrician,profession:electrician
 carpenter,profession:carpenter
@@ -461,6 +460,8 @@ counsellor,profession:psychologist
 counselor,profession:psychologist
 maths,specialty:mathematics
 math,specialty:mathematics
+इंजीनियर,profession:engineer
+इंजिनियर,profession:engineer
 # Degrees and branches as alumni write them
 doctorate,degree:phd
 doctorates,degree:phd
@@ -550,6 +551,9 @@ ne1,ignore
 every1,ignore
 ppl,ignore
 asap,ignore
+frm,ignore
+wid,ignore
+abt,ignore
 कोई,ignore
 है,ignore
 हैं,ignore

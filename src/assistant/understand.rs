@@ -64,6 +64,9 @@ pub(crate) struct Parsed {
     /// Things asked for that the directory has no one for ("plumbers"),
     /// as a reply names them.
     pub missing: Vec<String>,
+    /// Where phrases naming whom to look for start ("yoga *teachers*"):
+    /// an unknown word right before one qualifies it.
+    pub subject_starts: Vec<usize>,
 }
 
 /// The last search of the conversation, as stored in its session entry.
@@ -317,6 +320,8 @@ impl Reader<'_> {
     ) -> Vec<usize> {
         let mut leftovers = Vec::new();
         let mut i = 0;
+        // Where the last phrase naming whom to look for ended.
+        let mut last_subject_end = usize::MAX;
         while let Some(rest) = texts.get(i..).filter(|r| !r.is_empty()) {
             // Words a name frame claimed are names, not vocabulary.
             let open = frames
@@ -328,17 +333,61 @@ impl Reader<'_> {
                 continue;
             }
             let rest = rest.get(..open).unwrap_or(rest);
-            let found = self
-                .acronym_run(rest)
-                .or_else(|| self.longest_phrase(rest, cues));
+            if self.prefers_name(i, texts) {
+                leftovers.push(i);
+                i += 1;
+                continue;
+            }
+            let found = self.acronym_run(rest).or_else(|| {
+                let beside = parsed
+                    .subject_starts
+                    .last()
+                    .is_some_and(|_| last_subject_end == i)
+                    || texts
+                        .get(i + 1)
+                        .and_then(|w| self.vocabulary.phrase(w))
+                        .is_some_and(|s| !s.values.is_empty());
+                self.longest_phrase(rest, cues, beside)
+            });
             match found {
                 Some((len, reading)) => {
-                    let specialty = matches!(&reading, Reading::Fields(f) if f.iter().any(|(f, _)| *f == Field::Specialty));
+                    let fields: Vec<Field> = match &reading {
+                        Reading::Fields(f) => f.iter().map(|(f, _)| *f).collect(),
+                        _ => Vec::new(),
+                    };
+                    if fields
+                        .iter()
+                        .any(|f| !matches!(f, Field::City | Field::Area | Field::Keyword))
+                    {
+                        parsed.subject_starts.push(i);
+                    }
                     apply(parsed, reading);
                     i += len.max(1);
+                    if parsed.subject_starts.last() == Some(&(i - len.max(1))) {
+                        last_subject_end = i;
+                    }
                     // "orthopaedic surgeons", "cardiology specialist": the
                     // role word adds nothing to the specialty.
-                    if specialty && texts.get(i).is_some_and(|w| words::is_generic_role(w)) {
+                    if fields.contains(&Field::Specialty)
+                        && texts.get(i).is_some_and(|w| words::is_generic_role(w))
+                    {
+                        i += 1;
+                    }
+                    // "Infosys Ltd employees", "LIC agents".
+                    if fields.contains(&Field::Organization) {
+                        while texts.get(i).is_some_and(|w| words::is_organization_tail(w)) {
+                            i += 1;
+                        }
+                    }
+                    // "diamond traders", "food processing units": a head
+                    // noun no vocabulary knows after what the member is in.
+                    let described = fields.iter().any(|f| {
+                        matches!(
+                            f,
+                            Field::Specialty | Field::Skill | Field::Service | Field::Organization
+                        )
+                    }) && !fields.contains(&Field::Profession);
+                    if described && texts.get(i).is_some_and(|w| self.is_head_noun(w)) {
                         i += 1;
                     }
                 }
@@ -349,6 +398,47 @@ impl Reader<'_> {
             }
         }
         leftovers
+    }
+
+    /// Whether the word at `i` is read as part of a name rather than as
+    /// the short form of a value: "Meera *Joshi*" is a member, not Joshi
+    /// Industries Pvt Ltd.
+    fn prefers_name(&self, i: usize, texts: &[&str]) -> bool {
+        let names = self.index.names();
+        let Some(word) = texts.get(i) else {
+            return false;
+        };
+        if !names.is_name_word(word) {
+            return false;
+        }
+        let short = self
+            .vocabulary
+            .phrase(word)
+            .is_some_and(|s| s.short_form_only && s.synonym.is_none());
+        let beside_a_name = [i.checked_sub(1), Some(i + 1)]
+            .into_iter()
+            .flatten()
+            .filter_map(|j| texts.get(j))
+            .any(|w| {
+                names.is_name_word(w)
+                    && self
+                        .vocabulary
+                        .phrase(w)
+                        .is_none_or(|s| s.short_form_only)
+            });
+        short && beside_a_name
+    }
+
+    /// A word that means nothing here and reads as the head of what came
+    /// before it ("traders", "units").
+    fn is_head_noun(&self, word: &str) -> bool {
+        word.len() >= 4
+            && word.bytes().all(|b| b.is_ascii_lowercase())
+            && self.vocabulary.phrase(word).is_none()
+            && !self.vocabulary.knows_word(word)
+            && words::role(word).is_none()
+            && !self.index.names().is_name_word(word)
+            && !self.index.text().is_some_and(|t| t.knows(word))
     }
 
     /// An organisation written out in full whose initials the directory
@@ -437,8 +527,11 @@ impl Reader<'_> {
             rest.name_words.push((i, original));
         } else if self.org_words.iter().any(|w| w == text) {
             // "Hi Sahyadri": the organisation, not a search.
+        } else if names.matches(original).1 == Some(super::names::Closeness::SoundsAlike) {
+            // "Kulkarny": a name as it sounds, before any free-text match.
+            rest.name_words.push((i, original));
         } else if self.index.text().is_some_and(|t| t.knows(text)) {
-            parsed.entities.keywords.push(text.to_owned());
+            rest.free_words.push((i, text.to_owned()));
         } else if words::looks_like_a_role(text) && subject_position(i, texts) {
             // "any plumbers in Pune": what is asked for, not a near name.
             rest.unknown_roles.push((i, text.to_owned()));
@@ -448,6 +541,7 @@ impl Reader<'_> {
             rest.unknown_roles.push((i, text.to_owned()));
         } else if !text.is_ascii() {
             parsed.foreign_words = true;
+            rest.foreign.get_or_insert_with(|| original.to_owned());
         } else if text.len() >= 2 && text.bytes().all(|b| b.is_ascii_lowercase()) {
             let after_place_word = before.is_some_and(words::is_place_preposition);
             let written_as_a_name = original.chars().next().is_some_and(char::is_uppercase);
@@ -508,6 +602,25 @@ impl Reader<'_> {
         asked.sort();
         let missing: Vec<String> = std::mem::take(&mut parsed.missing);
         let has_subject = parsed.entities.names_a_subject();
+        // Free words count where they can be what is asked: with nothing
+        // else asked, right beside what is, or after "who knows", "with",
+        // "in". "an architect in Pune for my new office" is about the
+        // architect, not the office.
+        for (i, word) in std::mem::take(&mut rest.free_words) {
+            let beside = parsed
+                .subject_starts
+                .iter()
+                .any(|&s| s == i + 1 || s + 1 == i);
+            let cued = i
+                .checked_sub(1)
+                .and_then(|j| texts.get(j))
+                .is_some_and(|w| words::is_topic_cue(w))
+                || texts.get(i + 1).is_some_and(|w| words::is_language_cue(w));
+            if !has_subject || beside || cued {
+                parsed.entities.keywords.push(word);
+            }
+        }
+        let has_subject = parsed.entities.names_a_subject();
         if !has_subject && parsed.entities.name.is_none() {
             if let Some(first) = missing.first() {
                 parsed.entities.profession = Some(first.clone());
@@ -541,6 +654,12 @@ impl Reader<'_> {
                             .join(" "),
                     );
                 }
+            } else if let Some(foreign) = rest.foreign.take()
+                && (parsed.entities.has_constraints() || searching)
+            {
+                // "सूरत में इंजीनियर" with no engineer here: what was asked,
+                // as written, finds no one.
+                parsed.entities.profession = Some(foreign);
             }
         } else {
             for what in missing {
@@ -549,16 +668,40 @@ impl Reader<'_> {
                     parsed.entities.keywords.push(word);
                 }
             }
-            for (_, word) in asked {
-                if !parsed.entities.keywords.contains(&word) {
+            for (i, word) in asked {
+                // An unknown word qualifies what is asked only right before
+                // it ("yoga teachers"); elsewhere it is filler, which must
+                // not empty the result.
+                let qualifies = parsed.subject_starts.contains(&(i + 1))
+                    || (words::looks_like_a_role(&word) && subject_position(i, texts));
+                if qualifies && !parsed.entities.keywords.contains(&word) {
                     parsed.entities.keywords.push(word);
                 }
             }
         }
+        self.prefer_specialty(&mut parsed.entities);
         parsed.entities.keywords.dedup();
         parsed.entities.keywords.truncate(MAX_KEYWORDS);
         if parsed.position.is_none() && parsed.word_count <= 4 {
             parsed.position = rest.cardinal.map(Position::Nth);
+        }
+    }
+
+    /// "cloud engineers": where a broad profession and a specialty find no
+    /// one together but the specialty does, the specialty is what was
+    /// meant.
+    fn prefer_specialty(&self, entities: &mut Entities) {
+        let broad = entities
+            .profession
+            .as_deref()
+            .is_some_and(|p| words::is_broad_profession(&text::key(p)));
+        if !broad || entities.specialty.is_none() || self.index.count(entities) > 0 {
+            return;
+        }
+        let mut without = entities.clone();
+        without.profession = None;
+        if self.index.count(&without) > 0 {
+            *entities = without;
         }
     }
 
@@ -604,7 +747,15 @@ impl Reader<'_> {
 
     /// The longest vocabulary phrase at the start of `words` that means
     /// something in this message, and how many words it spans.
-    fn longest_phrase(&self, words: &[&str], cues: Cues) -> Option<(usize, Reading)> {
+    /// `beside_subject`: the phrase stands right beside another that names
+    /// whom to look for ("retail *banking*"), so a short form is read as
+    /// the value it stands for rather than as free text.
+    fn longest_phrase(
+        &self,
+        words: &[&str],
+        cues: Cues,
+        beside_subject: bool,
+    ) -> Option<(usize, Reading)> {
         let first = *words.first()?;
         // A conversational word ("more", "contact") steers the conversation
         // even if some directory value is spelled the same.
@@ -625,6 +776,8 @@ impl Reader<'_> {
                 && (senses.builtin.is_none() || senses.spelling_only)
                 && senses.role.is_none();
             let free_text = short
+                && !beside_subject
+                && !senses.values.iter().any(|(f, _)| *f == Field::Organization)
                 && senses.synonym.is_none()
                 && len == 1
                 && self.index.text().is_some_and(|t| t.knows(&key));
@@ -800,6 +953,10 @@ struct Rest<'w> {
     cardinal: Option<u32>,
     /// A place no member is in, written after "in" or "from".
     unknown_place: Option<String>,
+    /// (position, word) of words members wrote about themselves.
+    free_words: Vec<(usize, String)>,
+    /// The first word in another script that meant nothing, as written.
+    foreign: Option<String>,
 }
 
 /// What a name frame makes of a word (see `Reader::name_frames`).

@@ -135,10 +135,11 @@ impl Senses {
             return Reading::Fields(vec![(Field::Branch, branch.clone())]);
         }
         let has = |field: Field| self.values.iter().find(|(f, _)| *f == field);
-        let only_descriptive = self
-            .values
-            .iter()
-            .all(|(f, _)| matches!(f, Field::Specialty | Field::Skill));
+        let only_descriptive = !self.values.is_empty()
+            && self
+                .values
+                .iter()
+                .all(|(f, _)| matches!(f, Field::Specialty | Field::Skill));
         if cues.language && only_descriptive && !key.contains(' ') {
             return Reading::Fields(vec![(Field::Keyword, key.to_owned())]);
         }
@@ -326,7 +327,11 @@ impl Vocabulary {
                 // "&" ("M&M", "L&T"); elsewhere they are everyday words.
                 let safe = letters >= 3 || (spelling.contains('&') && name.contains(' '));
                 if name != key && safe && !words::is_filler(name) && words::role(name).is_none() {
+                    let fresh = !self.phrases.contains_key(name);
                     self.add_value(name, Field::Organization, spelling);
+                    if fresh && let Some(senses) = self.phrases.get_mut(name) {
+                        senses.short_form_only = true;
+                    }
                 }
             }
             // "Mahindra and Mahindra" for "Mahindra & Mahindra".
@@ -380,11 +385,17 @@ impl Vocabulary {
             return;
         }
         let folded = concepts::fold(key);
-        for key in [key, folded.as_str()] {
-            Self::with_inflections(key, |phrase| {
+        for written in [key, folded.as_str()] {
+            Self::with_inflections(written, |phrase| {
                 let senses = self.phrases.entry(phrase.to_owned()).or_default();
-                if !senses.values.iter().any(|(f, _)| *f == field) {
-                    senses.values.push((field, value.to_owned()));
+                match senses.values.iter_mut().find(|(f, _)| *f == field) {
+                    None => senses.values.push((field, value.to_owned())),
+                    // `Textile` and `Textiles` both in the directory: each
+                    // phrase reads as the value spelled exactly so.
+                    Some(existing) if phrase == written && written == key => {
+                        existing.1 = value.to_owned();
+                    }
+                    Some(_) => {}
                 }
             });
         }
@@ -590,6 +601,17 @@ fn role_nouns(key: &str) -> Vec<String> {
         nouns.push(format!("{stem}ator"));
     } else if last == "audit" {
         nouns.push("auditor".to_owned());
+    } else if let Some(stem) = last.strip_suffix("ing")
+        && !stem.ends_with("eer")
+        && stem.len() >= 3
+    {
+        // testing → tester, trading → trader.
+        nouns.push(format!("{stem}er"));
+        if let Some(base) = stem.strip_suffix(|c: char| "bdgmnpt".contains(c))
+            && stem.ends_with(|c: char| base.ends_with(c))
+        {
+            nouns.push(format!("{base}er"));
+        }
     }
     for noun in nouns {
         if noun.len() >= 5 {
@@ -632,6 +654,13 @@ pub(crate) fn organization_names(key: &str) -> Vec<String> {
         && !rest.is_empty()
     {
         names.push(rest.join(" "));
+    }
+    // "Maharaja Sayajirao University of Baroda" is also "Maharaja
+    // Sayajirao University".
+    if let Some((head, _)) = key.split_once(" of ")
+        && head.contains(' ')
+    {
+        names.push(head.to_owned());
     }
     let significant: Vec<&str> = words
         .iter()

@@ -70,6 +70,13 @@ pub(crate) const COMMAND_PHRASES: &[(&str, Role)] = &[
     ("how do i reach", Role::Contact),
     ("how to reach", Role::Contact),
     ("get in touch", Role::Contact),
+    ("ka number", Role::Contact),
+    ("ki number", Role::Contact),
+    ("ke number", Role::Contact),
+    ("ka contact", Role::Contact),
+    ("number do", Role::Contact),
+    ("kem cho", Role::Greeting),
+    ("kaise ho", Role::Greeting),
 ];
 
 /// Phrases that lift a location constraint: "lawyers in all cities".
@@ -82,15 +89,63 @@ pub(crate) const ANY_LOCATION_PHRASES: &[&str] = &[
 /// The role of a single conversational word, if it has one.
 pub(crate) fn role(word: &str) -> Option<Role> {
     Some(match word {
-        "hi" | "hii" | "hiii" | "hiiii" | "hello" | "helo" | "hey" | "heya" | "hola"
-        | "namaste" | "namaskar" | "namaskaram" | "vanakkam" | "salaam" | "salam" | "yo"
-        | "morning" | "evening" | "afternoon" | "gm" => Role::Greeting,
+        "hi"
+        | "hii"
+        | "hiii"
+        | "hiiii"
+        | "hello"
+        | "helo"
+        | "hey"
+        | "heya"
+        | "hola"
+        | "namaste"
+        | "namaskar"
+        | "namaskaram"
+        | "vanakkam"
+        | "salaam"
+        | "salam"
+        | "yo"
+        | "morning"
+        | "evening"
+        | "afternoon"
+        | "gm"
+        | "नमस्ते"
+        | "नमस्कार"
+        | "प्रणाम" => Role::Greeting,
         "help" | "menu" | "options" | "commands" | "start" | "examples" | "example"
         | "instructions" | "usage" => Role::Help,
-        "thanks" | "thank" | "thanku" | "thankyou" | "thnx" | "thanx" | "thx" | "ty" | "tq"
-        | "tysm" | "dhanyavad" | "dhanyavaad" | "shukriya" | "nandri" | "cheers" | "great"
-        | "awesome" | "perfect" | "cool" | "ok" | "okay" | "okk" | "k" | "noted" | "nice"
-        | "super" | "wonderful" | "excellent" | "bye" | "goodbye" => Role::Thanks,
+        "thanks"
+        | "thank"
+        | "thanku"
+        | "thankyou"
+        | "thnx"
+        | "thanx"
+        | "thx"
+        | "ty"
+        | "tq"
+        | "tysm"
+        | "dhanyavad"
+        | "dhanyavaad"
+        | "shukriya"
+        | "nandri"
+        | "cheers"
+        | "great"
+        | "awesome"
+        | "perfect"
+        | "cool"
+        | "ok"
+        | "okay"
+        | "okk"
+        | "k"
+        | "noted"
+        | "nice"
+        | "super"
+        | "wonderful"
+        | "excellent"
+        | "bye"
+        | "goodbye"
+        | "धन्यवाद"
+        | "शुक्रिया" => Role::Thanks,
         "more" | "next" | "nxt" | "further" | "continue" | "aur" => Role::More,
         "contact" | "contacts" | "phone" | "phones" | "numbers" | "mobile" | "mobiles"
         | "email" | "emails" | "mail" | "mails" | "reach" | "call" | "whatsapp" | "mob" => {
@@ -160,7 +215,7 @@ const FILLER: &[&str] = &[
     "recommendations", "suggest", "suggestion", "connect", "introduce", "intro", "meet", "talk",
     "branch", "branches", "batchmate", "batchmates", "classmate", "classmates", "startup",
     "startups", "language", "languages", "speaker", "speakers", "senior", "seniors", "junior",
-    "juniors",
+    "juniors", "share", "send", "forward", "text", "message", "msg", "dm",
 ];
 
 /// The filler words as a set: looked up for every word of every message.
@@ -288,7 +343,12 @@ const NOT_ROLES: &[&str] = &[
     "similar", "senior", "seniors", "junior", "juniors", "major", "popular", "regular", "prior",
     "urgent", "recent", "present", "current", "different", "important", "want", "instant",
     "brother", "sister", "mother", "father", "friend", "friends", "parent", "parents", "client",
-    "clients", "student", "students", "patient", "patients",
+    "clients", "student", "students", "patient", "patients", "daughter", "daughters",
+    "grandmother", "grandfather", "office", "offices", "centre", "center", "corner", "water",
+    "paper", "letter", "winter", "summer", "dinner", "computer", "printer", "matter", "order",
+    "border", "power", "tower", "river", "poster", "sticker", "flat", "apartment", "event",
+    "events", "moment", "comment", "payment", "treatment", "department", "tournament",
+    "quarter", "monsoon", "weather", "birthday", "anniversary", "wedding",
 ];
 
 /// Conversational words worth recognising through a typo ("contcat",
@@ -359,4 +419,82 @@ pub(crate) fn is_generic_role(word: &str) -> bool {
 /// Words after which a place is named: "in Surat", "from Nashik".
 pub(crate) fn is_place_preposition(word: &str) -> bool {
     matches!(word, "in" | "from" | "near" | "around")
+}
+
+/// Professions so broad that a specialty before them says more: "cloud
+/// engineers" are the members in Cloud, whatever their profession says.
+pub(crate) fn is_broad_profession(key: &str) -> bool {
+    matches!(
+        key,
+        "engineer"
+            | "designer"
+            | "consultant"
+            | "professional"
+            | "specialist"
+            | "expert"
+            | "manager"
+            | "executive"
+            | "agent"
+            | "trader"
+            | "dealer"
+            | "worker"
+    )
+}
+
+/// Words that add nothing after an organisation's name: "Infosys Ltd
+/// employees", "LIC agents".
+pub(crate) fn is_organization_tail(word: &str) -> bool {
+    matches!(
+        word,
+        "ltd"
+            | "limited"
+            | "pvt"
+            | "private"
+            | "inc"
+            | "llp"
+            | "co"
+            | "corp"
+            | "corporation"
+            | "company"
+            | "industries"
+            | "group"
+            | "agent"
+            | "agents"
+            | "employee"
+            | "employees"
+            | "staff"
+            | "people"
+            | "guys"
+            | "folks"
+            | "wale"
+            | "wala"
+            | "log"
+    )
+}
+
+/// Words that make the free word after them a topic of the search even
+/// beside a profession: "doctors who know lasers", "experts in python".
+pub(crate) fn is_topic_cue(word: &str) -> bool {
+    matches!(
+        word,
+        "who"
+            | "with"
+            | "know"
+            | "knows"
+            | "knowing"
+            | "expert"
+            | "experts"
+            | "skilled"
+            | "in"
+            | "specialising"
+            | "specializing"
+            | "experience"
+            | "experienced"
+            | "doing"
+            | "handles"
+            | "handle"
+            | "handling"
+            | "into"
+            | "for"
+    )
 }
