@@ -185,11 +185,13 @@ impl PhoneNumber {
         })
     }
 
-    /// The number for logs: country code and last four digits (`+91******0854`).
+    /// The number for logs: country code and last four digits (`+91******0854`);
+    /// never more than half of the national number, so a short one (Niue's
+    /// `+683 4002`) is not shown whole.
     pub fn masked(&self) -> String {
         let digits = self.digits.to_string();
         let keep_head = usize::from(self.country_code_len).min(digits.len());
-        let keep_tail = 4.min(digits.len().saturating_sub(keep_head));
+        let keep_tail = 4.min(digits.len().saturating_sub(keep_head) / 2);
         let hidden = digits.len() - keep_head - keep_tail;
         format!(
             "+{}{}{}",
@@ -345,6 +347,16 @@ mod tests {
         assert_eq!(phone.masked(), "+91******0854");
         let us = PhoneNumber::parse("+1 415 523 8886", Region::default()).unwrap();
         assert_eq!(us.masked(), "+1******8886");
+    }
+
+    #[test]
+    fn a_short_number_is_never_shown_whole() {
+        // Found by the fault suite (tests/faults.rs): a valid number with a
+        // national part of four digits was masked as itself.
+        let niue = PhoneNumber::parse("+683 4002", Region::default()).unwrap();
+        assert_eq!(niue.masked(), "+683**02");
+        let short = PhoneNumber::parse("+6834002", Region::default()).unwrap();
+        assert!(!short.masked().contains("4002"), "{}", short.masked());
     }
 
     #[test]

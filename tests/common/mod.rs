@@ -84,7 +84,17 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 pub async fn spawn_app_in(dir: tempfile::TempDir, config: Config, dev: bool) -> TestApp {
-    let clock = ManualClock::starting_now();
+    spawn_app_at(dir, config, dev, ManualClock::starting_now()).await
+}
+
+/// Like [`spawn_app_in`] with the clock at a given time from the start, for
+/// data written at a known time (the stored fixtures).
+pub async fn spawn_app_at(
+    dir: tempfile::TempDir,
+    config: Config,
+    dev: bool,
+    clock: Arc<ManualClock>,
+) -> TestApp {
     let app = App::build(
         config,
         Options {
