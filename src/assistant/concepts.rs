@@ -288,6 +288,18 @@ impl Concepts {
                 meaning,
             });
         }
+        // A profession no one here has is still a word members use for
+        // what they ask: "architects" answers that there are none.
+        // Single words only: "civil engineers" may still be read from the
+        // directory's own `Civil` and `Engineer`.
+        for concept in TABLE.iter().filter(|c| c.field == Field::Profession) {
+            if self.value(concept.field, &concept.id).is_none() && !concept.id.contains(' ') {
+                entries.push(Synonym {
+                    term: concept.id.clone(),
+                    meaning: Meaning::Missing(display(&concept.id)),
+                });
+            }
+        }
         for (field, other, main) in &self.aliases {
             entries.push(Synonym {
                 term: other.clone(),

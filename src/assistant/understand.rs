@@ -63,7 +63,7 @@ pub(crate) struct Parsed {
     pub narrow_cue: bool,
     /// Things asked for that the directory has no one for ("plumbers"),
     /// as a reply names them.
-    pub missing: Vec<String>,
+    pub missing: Vec<(usize, String)>,
     /// Where phrases naming whom to look for start ("yoga *teachers*"):
     /// an unknown word right before one qualifies it.
     pub subject_starts: Vec<usize>,
@@ -361,7 +361,7 @@ impl Reader<'_> {
                     {
                         parsed.subject_starts.push(i);
                     }
-                    apply(parsed, reading);
+                    apply(parsed, i, reading);
                     i += len.max(1);
                     if parsed.subject_starts.last() == Some(&(i - len.max(1))) {
                         last_subject_end = i;
@@ -408,7 +408,7 @@ impl Reader<'_> {
         let Some(word) = texts.get(i) else {
             return false;
         };
-        if !names.is_name_word(word) {
+        if !names.is_name_word(word) && !self.org_words.iter().any(|w| w == word) {
             return false;
         }
         let short = self
@@ -420,9 +420,14 @@ impl Reader<'_> {
             .flatten()
             .filter_map(|j| texts.get(j))
             .any(|w| {
-                names.is_name_word(w) && self.vocabulary.phrase(w).is_none_or(|s| s.short_form_only)
+                let initial = w.chars().count() == 1 && !matches!(*w, "a" | "i" | "u");
+                initial
+                    || (names.is_name_word(w)
+                        && self.vocabulary.phrase(w).is_none_or(|s| s.short_form_only))
             });
-        short && beside_a_name
+        // "Hi Deccan": the organisation's own name, not a search.
+        let own_name = self.org_words.iter().any(|w| w == word);
+        short && (beside_a_name || own_name)
     }
 
     /// A word that means nothing here and reads as the head of what came
@@ -539,9 +544,7 @@ impl Reader<'_> {
             parsed.foreign_words = true;
             rest.foreign.get_or_insert_with(|| original.to_owned());
         } else if text.len() >= 2 && text.bytes().all(|b| b.is_ascii_lowercase()) {
-            let after_place_word = before.is_some_and(words::is_place_preposition);
-            let written_as_a_name = original.chars().next().is_some_and(char::is_uppercase);
-            if after_place_word && (written_as_a_name || after.is_none()) {
+            if before.is_some_and(words::is_place_preposition) {
                 // "electricians in Surat" where no member is in Surat: the
                 // place asked for, which finds no one, not every city.
                 rest.unknown_place.get_or_insert_with(|| capitalised(text));
@@ -596,7 +599,7 @@ impl Reader<'_> {
             }
         }
         asked.sort();
-        let missing: Vec<String> = std::mem::take(&mut parsed.missing);
+        let missing: Vec<(usize, String)> = std::mem::take(&mut parsed.missing);
         let has_subject = parsed.entities.names_a_subject();
         // Free words count where they can be what is asked: with nothing
         // else asked, right beside what is, or after "who knows", "with",
@@ -618,8 +621,24 @@ impl Reader<'_> {
         }
         let has_subject = parsed.entities.names_a_subject();
         if !has_subject && parsed.entities.name.is_none() {
-            if let Some(first) = missing.first() {
-                parsed.entities.profession = Some(first.clone());
+            if let Some((at, what)) = missing.first() {
+                // "yoga teacher" where no one teaches: the unknown words
+                // right before it belong to what was asked.
+                let mut start = *at;
+                let mut qualifiers: Vec<&str> = Vec::new();
+                while let Some((_, word)) = asked.iter().find(|(i, _)| i + 1 == start) {
+                    qualifiers.insert(0, word.as_str());
+                    start -= 1;
+                }
+                parsed.entities.profession = Some(if qualifiers.is_empty() {
+                    what.clone()
+                } else {
+                    super::concepts::display(&format!(
+                        "{} {}",
+                        qualifiers.join(" "),
+                        what.to_lowercase()
+                    ))
+                });
             } else if !asked.is_empty() {
                 let roles = asked.iter().any(|(_, w)| words::looks_like_a_role(w));
                 let contiguous = asked.windows(2).all(|p| p[0].0 + 1 == p[1].0);
@@ -658,7 +677,7 @@ impl Reader<'_> {
                 parsed.entities.profession = Some(foreign);
             }
         } else {
-            for what in missing {
+            for (_, what) in missing {
                 let word = text::key(&what);
                 if !parsed.entities.keywords.contains(&word) {
                     parsed.entities.keywords.push(word);
@@ -1074,8 +1093,8 @@ fn cues(words: &[Word]) -> Cues {
     }
 }
 
-/// Applies a phrase's reading to what the message says.
-fn apply(parsed: &mut Parsed, reading: Reading) {
+/// Applies a phrase's reading, found at word `at`, to what the message says.
+fn apply(parsed: &mut Parsed, at: usize, reading: Reading) {
     match reading {
         Reading::Fields(fields) => {
             for (field, value) in fields {
@@ -1097,7 +1116,7 @@ fn apply(parsed: &mut Parsed, reading: Reading) {
             Role::Last => parsed.position = Some(Position::Last),
             other => request(&mut parsed.requests, other),
         },
-        Reading::Missing(what) => parsed.missing.push(what),
+        Reading::Missing(what) => parsed.missing.push((at, what)),
         Reading::AnyLocation => parsed.any_location = true,
         Reading::Ignore | Reading::Nothing => {}
     }
