@@ -213,6 +213,9 @@ pub struct LimitsConfig {
     pub messages_burst: u32,
     /// Searches a quiet member may run at once; 0 means `searches_per_hour`.
     pub searches_burst: u32,
+    /// Strangers (numbers not in the directory) whose hourly refusal is
+    /// remembered; beyond it the least recently seen is forgotten.
+    pub max_strangers: u64,
 }
 
 impl Default for LimitsConfig {
@@ -222,6 +225,7 @@ impl Default for LimitsConfig {
             searches_per_hour: 30,
             messages_burst: 0,
             searches_burst: 0,
+            max_strangers: 100_000,
         }
     }
 }
@@ -328,11 +332,14 @@ fn directory_file_of(layer: &config::Config, place: &str) -> Result<Option<PathB
     }
 }
 
-/// The old Node service's environment names and the keys they set.
 /// The most a rate-limit quota or burst may be: far beyond any real use, and
 /// small enough that a burst of hourly intervals fits the limiter's clock.
 const MAX_QUOTA: u32 = 1_000_000;
 
+/// The most strangers `limits.max_strangers` may remember (~100 bytes each).
+const MAX_STRANGERS: u64 = 10_000_000;
+
+/// The old Node service's environment names and the keys they set.
 const LEGACY_ENV: [(&str, &str); 3] = [
     ("TWILIO_AUTH_TOKEN", "TWILIO__AUTH_TOKEN"),
     ("RATE_LIMIT_MESSAGES_PER_HOUR", "LIMITS__MESSAGES_PER_HOUR"),
@@ -566,6 +573,12 @@ impl Config {
                 "a whole number from 0 (the hourly quota) to 1000000",
             )?;
         }
+        check(
+            (1..=MAX_STRANGERS).contains(&l.max_strangers),
+            "limits.max_strangers",
+            l.max_strangers,
+            "a whole number from 1 to 10000000",
+        )?;
         check(
             !self.metrics.require_token || self.admin.token().is_some(),
             "metrics.require_token",
