@@ -47,6 +47,18 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests in flight.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// A request header not complete this long after its first byte closes
+    /// the connection.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; at the cap the longest-idle one is
+    /// closed for a new one, which is refused only when all are busy.
+    pub max_connections: usize,
+    /// Most requests in flight; more are answered 503 with Retry-After.
+    pub max_pending: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +68,10 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_pending: 2_000,
         }
     }
 }
@@ -485,6 +501,32 @@ impl Config {
             "server.shutdown_timeout",
             secs(s.shutdown_timeout),
             "a duration of at most 300s",
+        )?;
+        check(
+            s.header_timeout >= Duration::from_millis(100)
+                && s.header_timeout <= Duration::from_secs(300),
+            "server.header_timeout",
+            secs(s.header_timeout),
+            "a duration from 100ms to 300s",
+        )?;
+        check(
+            s.idle_timeout >= Duration::from_millis(100)
+                && s.idle_timeout <= Duration::from_secs(3600),
+            "server.idle_timeout",
+            secs(s.idle_timeout),
+            "a duration from 100ms to 1h",
+        )?;
+        check(
+            (1..=1_000_000).contains(&s.max_connections),
+            "server.max_connections",
+            s.max_connections,
+            "a whole number from 1 to 1000000",
+        )?;
+        check(
+            (1..=1_000_000).contains(&s.max_pending),
+            "server.max_pending",
+            s.max_pending,
+            "a whole number from 1 to 1000000",
         )?;
         if let Some(url) = self.twilio.public_url() {
             check(
