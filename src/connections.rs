@@ -41,7 +41,8 @@
 //! refused fast (Twilio retries, dedupe keeps the retry safe) instead of
 //! timing out slowly. Health and readiness probes are never shed.
 //!
-//! Only HTTP/1.1 is served (what Twilio speaks).
+//! Only HTTP/1.1 is served (what Twilio speaks), with request heads of at
+//! most [`MAX_HEADER_BYTES`].
 
 use std::collections::HashMap;
 use std::io;
@@ -68,6 +69,11 @@ use crate::shutdown::Shutdown;
 /// File descriptors kept free of connections: sled's files, the directory
 /// and synonyms files, exports, the runtime's own.
 pub const FD_HEADROOM: u64 = 256;
+
+/// The largest request head (request line and headers) accepted; larger
+/// gets 431. Twilio's are about 1 KB; this bounds what a slow sender of a
+/// huge header holds (hyper's default would buffer about 400 KB).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 const IDLE: u8 = 0;
 const HEAD: u8 = 1;
@@ -431,6 +437,7 @@ async fn serve_connection(
         // The header timeout is ours (see the module docs): hyper's would
         // also run while a keep-alive connection waits for its next request.
         .header_read_timeout(None)
+        .max_header_size(MAX_HEADER_BYTES)
         .keep_alive(true)
         .serve_connection(io, service);
     let mut connection = std::pin::pin!(connection);
