@@ -39,7 +39,8 @@
 //! [`shed_overload`] answers `503` with `Retry-After: 1` at once when more
 //! than `server.max_pending` requests are in flight, so an overload is
 //! refused fast (Twilio retries, dedupe keeps the retry safe) instead of
-//! timing out slowly. Health and readiness probes are never shed.
+//! timing out slowly. Health and readiness probes and `/metrics` are never
+//! shed.
 //!
 //! Only HTTP/1.1 is served (what Twilio speaks), with request heads of at
 //! most [`MAX_HEADER_BYTES`].
@@ -612,13 +613,13 @@ impl Drop for InFlight<'_> {
 }
 
 /// Middleware: 503 at once while more than `max_pending` requests are in
-/// flight; probes are always answered.
+/// flight; probes and `/metrics` are always answered.
 pub async fn shed_overload(
     State(pending): State<Arc<Pending>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if matches!(request.uri().path(), "/healthz" | "/readyz") {
+    if matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics") {
         return next.run(request).await;
     }
     let before = pending.in_flight.fetch_add(1, Ordering::AcqRel);

@@ -158,12 +158,18 @@ impl App {
         metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
         let connections = Arc::new(Tracker::for_config(&config.server));
         let pending = Arc::new(Pending::new(config.server.max_pending));
+        let limits = Arc::new(limits);
+        let metrics = metrics.with_load(
+            Arc::clone(&connections),
+            Arc::clone(&pending),
+            Arc::clone(&limits),
+        );
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
                 verifier,
                 assistant: Arc::new(ArcSwap::from_pointee(assistant)),
-                limits: Arc::new(limits),
+                limits,
                 sessions,
                 metrics: Arc::new(metrics),
                 db,

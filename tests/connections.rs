@@ -138,6 +138,13 @@ async fn at_the_cap_an_idle_connection_makes_room_for_a_member() {
     assert!(stats.open <= 50, "{stats:?}");
     assert!(stats.evicted >= 1, "{stats:?}");
     assert_eq!(stats.refused, 0, "{stats:?}");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("roster_connections_max 50\n"), "{metrics}");
+    assert!(
+        !metrics.contains("roster_connections_evicted_total 0\n"),
+        "{metrics}"
+    );
     // The oldest idle connection was the one closed.
     let closed = closed_within(&mut idle[0], Duration::from_secs(2)).await;
     assert!(closed.is_some(), "the oldest idle connection is closed");
@@ -218,9 +225,20 @@ async fn more_requests_in_flight_than_max_pending_get_503_at_once() {
     assert_eq!(response.headers()["retry-after"], "1");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
     assert_eq!(app.state.pending.shed(), 1);
-    // Probes are never shed.
+    // Probes and metrics are never shed.
     let health = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("roster_requests_shed_total 1\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("roster_requests_in_flight 1\n"),
+        "{metrics}"
+    );
     drop(held);
     let started = Instant::now();
     while app.state.pending.in_flight() > 0 {

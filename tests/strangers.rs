@@ -84,6 +84,11 @@ async fn a_flood_of_strangers_through_the_router_is_remembered_up_to_the_bound()
     );
     assert_eq!(remembered as u64, BOUND.min(u64::from(strangers)));
     assert!(peak as u64 <= BOUND, "peak {peak}");
+    let metrics = state.metrics.render();
+    assert!(
+        metrics.contains(&format!("roster_strangers_remembered {remembered}\n")),
+        "{metrics}"
+    );
 }
 
 #[test]
