@@ -222,6 +222,7 @@ impl App {
             durability = ?state.config.storage.durability,
             signatures_verified = state.verifier.is_some(),
             max_connections = state.connections.settings().max_connections,
+            open_file_limit = connections::open_file_limit(),
             "roster is ready"
         );
         log_rejections(directory);

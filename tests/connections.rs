@@ -316,3 +316,65 @@ async fn a_huge_header_is_refused_instead_of_buffered() {
     assert!(response.starts_with("HTTP/1.1 431"), "{response}");
     app.stop().await;
 }
+
+#[test]
+fn the_binary_raises_its_open_file_limit_and_caps_connections_below_it() {
+    use common::process::{RosterProcess, roster_command};
+    let dir = tempfile::tempdir().unwrap();
+    let roster_env = roster_command(dir.path());
+    // Started with a soft limit of 1024 (a shell lowers it, then execs
+    // roster), it raises the limit to the hard one and caps connections
+    // below it.
+    let mut command = std::process::Command::new("sh");
+    command
+        .args(["-c", "ulimit -S -n 1024 && exec \"$0\" serve"])
+        .arg(env!("CARGO_BIN_EXE_roster"))
+        .current_dir(dir.path())
+        .env_clear()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in roster_env.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    command
+        .env("TWILIO_AUTH_TOKEN", AUTH_TOKEN)
+        .env("ROSTER_SERVER__MAX_CONNECTIONS", "1000000");
+    let roster = RosterProcess::start(command);
+    let startup = roster.startup.clone();
+    let (status, _) = roster.terminate();
+    assert!(status.success());
+    let ready: serde_json::Value = startup
+        .iter()
+        .filter(|line| line.contains("roster is ready"))
+        .find_map(|line| serde_json::from_str(line).ok())
+        .expect("a ready line");
+    let Some(limit) = ready["fields"]["open_file_limit"].as_u64() else {
+        assert!(
+            startup.iter().any(|l| l.contains("no open-file limit")),
+            "{startup:?}"
+        );
+        return;
+    };
+    let hard = nix_hard_limit();
+    assert_eq!(limit, hard, "the soft limit is raised to the hard one");
+    let max = ready["fields"]["max_connections"]
+        .as_u64()
+        .expect("max_connections");
+    assert_eq!(max, 1_000_000.min(limit - roster::connections::FD_HEADROOM));
+    if max < 1_000_000 {
+        assert!(
+            startup
+                .iter()
+                .any(|l| l.contains("server.max_connections 1000000 lowered to")),
+            "{startup:?}"
+        );
+    }
+}
+
+/// This process's hard open-file limit (raising the soft one to it).
+fn nix_hard_limit() -> u64 {
+    roster::connections::raise_open_file_limit().expect("an open-file limit")
+}
