@@ -83,7 +83,7 @@ const CLOSING: u8 = 3;
 
 /// One open connection, shared by its task and the tracker.
 #[derive(Debug)]
-pub struct Conn {
+struct Conn {
     id: u64,
     state: AtomicU8,
     /// When the current state began, in ms since the tracker's start.
