@@ -11,7 +11,7 @@
 //! | `e` ‖ expiry minute (ms, u64 BE, rounded up) ‖ phone | empty: the expiry index |
 //!
 //! The replies sent for each MessageSid live in trees of their own
-//! ([`super::replies`]). Data dirs from before kept them here, under `m` ‖
+//! ([`super::replies`]), keyed by MessageSid and phone. Data dirs from before kept them here, under `m` ‖
 //! MessageSid with an `x` ‖ expiry ‖ MessageSid index; [`SessionStore::open`]
 //! moves such records over. Opt-outs (STOP) live in the `optouts` tree
 //! ([`super::optouts`]), because they outlive sessions.
@@ -416,7 +416,7 @@ impl SessionStore {
         }
         self.tree.insert(key, encode_readable(&mut session))?;
         if let Some((message_sid, twiml)) = seen {
-            self.replies.remember(message_sid, twiml, now)?;
+            self.replies.remember(&phone, message_sid, twiml, now)?;
         }
         if !existed {
             self.adjust_count(1)?;
@@ -512,15 +512,39 @@ impl SessionStore {
         self.cache.invalidate(phone).await;
     }
 
-    /// The reply already sent for `message_sid`, if it is remembered: its
-    /// duplicate record, or the latest reply of `stored`, the sender's live
-    /// session (covering a crash between the two writes of an exchange).
+    /// The reply already sent to `phone` for `message_sid`, if it is
+    /// remembered: its duplicate record, or the latest reply of `stored`,
+    /// the phone's own live session (covering a crash between the two writes
+    /// of an exchange). A reply sent to another phone under the same
+    /// MessageSid is never returned.
+    pub fn reply_for(
+        &self,
+        phone: &PhoneNumber,
+        message_sid: &str,
+        stored: Option<&Session>,
+    ) -> Result<Option<String>, StoreError> {
+        if let Some(twiml) = self.replies.get(phone, message_sid, self.clock.now_ms())? {
+            return Ok(Some(twiml));
+        }
+        Ok(stored
+            .filter(|session| session.phone == *phone)
+            .and_then(|session| session.last_reply.as_ref())
+            .filter(|last| last.message_sid == message_sid)
+            .map(|last| last.twiml.clone()))
+    }
+
+    /// The reply remembered for `message_sid`, whatever phone it went to
+    /// (including records that name none), or the latest reply of `stored`:
+    /// for inspection and tests only. Answering a webhook with it would hand
+    /// one phone's reply to another; the webhook asks
+    /// [`SessionStore::reply_for`].
+    #[doc(hidden)]
     pub fn seen(
         &self,
         message_sid: &str,
         stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
-        if let Some(twiml) = self.replies.get(message_sid, self.clock.now_ms())? {
+        if let Some(twiml) = self.replies.get_any(message_sid, self.clock.now_ms())? {
             return Ok(Some(twiml));
         }
         Ok(stored
@@ -548,7 +572,7 @@ impl SessionStore {
         let now = self.clock.now_ms();
         self.optouts.insert(phone, now)?;
         if let Some((message_sid, twiml)) = seen {
-            self.replies.remember(message_sid, twiml, now)?;
+            self.replies.remember(phone, message_sid, twiml, now)?;
         }
         self.make_durable().await
     }
@@ -563,7 +587,7 @@ impl SessionStore {
         let removed = self.optouts.remove(phone)?;
         if let Some((message_sid, twiml)) = seen {
             self.replies
-                .remember(message_sid, twiml, self.clock.now_ms())?;
+                .remember(phone, message_sid, twiml, self.clock.now_ms())?;
         }
         self.make_durable().await?;
         Ok(removed)
