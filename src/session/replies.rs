@@ -25,11 +25,10 @@
 //! (even with a valid signature) is a new message for that phone, and the
 //! first phone's reply, which may list members found for it, never goes to
 //! anyone else. Records of format 1 ([`codec::SEEN_V1`], keyed by the
-//! MessageSid alone, written before replies named their phone) are still
-//! read for inspection, but never answer a webhook: a redelivery of such a
-//! message within a day of the upgrade is treated as not seen and answered
-//! afresh (it may count once more against the limits), which is safe: a
-//! fresh answer only ever concerns the phone that asked.
+//! MessageSid alone, written before replies named their phone) answer a
+//! redelivery only from the phone whose own session recorded an exchange
+//! at the moment that reply was sent (within [`VOUCH_MS`]); a replay from
+//! any other phone is a new message for that phone.
 
 use std::sync::Arc;
 
@@ -41,6 +40,10 @@ use super::codec;
 use crate::phone::PhoneNumber;
 
 const TREE_PREFIX: &str = "replies:";
+/// How close a session entry's time must be to a format-1 reply's sending
+/// time to show that the reply answered that session's phone: both are
+/// taken within the same message's turn.
+pub(crate) const VOUCH_MS: u64 = 2_000;
 /// A window is dropped only this long after its last reply expired, so a
 /// lookup that chose its windows a moment earlier never meets a dropped tree.
 const DROP_GRACE_MS: u64 = 60_000;
@@ -179,13 +182,16 @@ impl RememberedReplies {
     }
 
     /// The TwiML sent to `phone` for `message_sid`, if it is remembered and
-    /// unexpired. Replies to other phones, and format-1 records that name no
-    /// phone, are never returned.
+    /// unexpired. Replies to other phones are never returned. A format-1
+    /// record names no phone: it is returned only when `answered_at` says
+    /// this phone's own session recorded an exchange at the time the reply
+    /// was sent, which a replay from another phone cannot show.
     pub fn get(
         &self,
         phone: &PhoneNumber,
         message_sid: &str,
         now_ms: u64,
+        answered_at: impl Fn(u64) -> bool,
     ) -> Result<Option<String>, StoreError> {
         let key = reply_key(message_sid, phone);
         let e164 = phone.e164();
@@ -200,6 +206,12 @@ impl RememberedReplies {
                 let answered_this_phone =
                     matches!(&record, Record::Phone(reply) if reply.phone == e164);
                 return Ok(record.into_live(now_ms).filter(|_| answered_this_phone));
+            }
+            if let Some(bytes) = window.tree.get(message_sid.as_bytes())? {
+                let record = Record::decode(&bytes)?;
+                let vouched = matches!(&record, Record::Anonymous(reply)
+                    if answered_at(reply.expires_at_ms.saturating_sub(self.ttl_ms)));
+                return Ok(record.into_live(now_ms).filter(|_| vouched));
             }
         }
         Ok(None)

@@ -523,7 +523,19 @@ impl SessionStore {
         message_sid: &str,
         stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
-        if let Some(twiml) = self.replies.get(phone, message_sid, self.clock.now_ms())? {
+        let own = stored.filter(|session| session.phone == *phone);
+        let answered_at = |sent_ms: u64| {
+            own.is_some_and(|session| {
+                session
+                    .history
+                    .iter()
+                    .any(|e| e.timestamp_ms.abs_diff(sent_ms) <= super::replies::VOUCH_MS)
+            })
+        };
+        if let Some(twiml) =
+            self.replies
+                .get(phone, message_sid, self.clock.now_ms(), answered_at)?
+        {
             return Ok(Some(twiml));
         }
         Ok(stored
