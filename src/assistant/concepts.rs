@@ -230,22 +230,29 @@ pub(crate) struct Concepts {
 impl Concepts {
     /// Finds every concept's value in `directory`.
     pub(crate) fn build(directory: &Directory) -> Concepts {
-        // (field, form) → (value, members), for every value of every field.
-        let mut values: HashMap<(Field, String), Vec<(String, u32)>> = HashMap::new();
+        // Each distinct value once, with how many members have it: a
+        // directory of 100,000 members has a few thousand values.
+        let mut counts: HashMap<(Field, &str), u32> = HashMap::new();
         for member in directory.active_members() {
             for field in Field::STRUCTURED {
                 for value in field.values(member) {
-                    let key = text::key(value);
-                    if key.is_empty() {
-                        continue;
-                    }
-                    for form in forms(&key) {
-                        let list = values.entry((field, form)).or_default();
-                        match list.iter_mut().find(|(v, _)| text::key(v) == key) {
-                            Some((_, n)) => *n += 1,
-                            None => list.push((value.to_owned(), 1)),
-                        }
-                    }
+                    *counts.entry((field, value)).or_default() += 1;
+                }
+            }
+        }
+        // (field, form) → (value, members), for every value of every field.
+        let mut values: HashMap<(Field, String), Vec<(String, u32)>> = HashMap::new();
+        for ((field, value), n) in counts {
+            let key = text::key(value);
+            if key.is_empty() {
+                continue;
+            }
+            // Spellings of one key ("Doctor", "doctor ") count together.
+            for form in forms(&key) {
+                let list = values.entry((field, form)).or_default();
+                match list.iter_mut().find(|(v, _)| text::key(v) == key) {
+                    Some((_, count)) => *count += n,
+                    None => list.push((value.to_owned(), n)),
                 }
             }
         }

@@ -194,15 +194,17 @@ fn add_spelling_aliases(
     directory: &Directory,
     aliases: &mut HashMap<(Field, String), Vec<String>>,
 ) {
-    let mut keys: HashMap<Field, std::collections::HashSet<String>> = HashMap::new();
+    let mut distinct: std::collections::HashSet<(Field, &str)> = std::collections::HashSet::new();
     for member in directory.active_members() {
         for field in Field::STRUCTURED {
-            for value in field.values(member) {
-                let key = text::key(value);
-                if !key.is_empty() {
-                    keys.entry(field).or_default().insert(key);
-                }
-            }
+            distinct.extend(field.values(member).into_iter().map(|v| (field, v)));
+        }
+    }
+    let mut keys: HashMap<Field, std::collections::HashSet<String>> = HashMap::new();
+    for (field, value) in distinct {
+        let key = text::key(value);
+        if !key.is_empty() {
+            keys.entry(field).or_default().insert(key);
         }
     }
     for (field, set) in &keys {

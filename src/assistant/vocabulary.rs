@@ -215,7 +215,7 @@ impl Vocabulary {
         let mut area_cities: HashMap<String, Vec<String>> = HashMap::new();
         // Specialty key → profession → members: what a role noun derived
         // from a specialty ("cardiologist") is a kind of.
-        let mut professions: HashMap<String, HashMap<String, u32>> = HashMap::new();
+        let mut pairs: HashMap<(&str, &str), u32> = HashMap::new();
         for member in directory.active_members() {
             vocabulary.add_member(member, &mut counts);
             if !member.area.is_empty() && !member.city.is_empty() {
@@ -225,12 +225,18 @@ impl Vocabulary {
                 }
             }
             if !member.specialty.is_empty() && !member.profession.is_empty() {
-                *professions
-                    .entry(text::key(&member.specialty))
-                    .or_default()
-                    .entry(member.profession.clone())
+                *pairs
+                    .entry((member.specialty.as_str(), member.profession.as_str()))
                     .or_default() += 1;
             }
+        }
+        let mut professions: HashMap<String, HashMap<String, u32>> = HashMap::new();
+        for ((specialty, profession), n) in pairs {
+            *professions
+                .entry(text::key(specialty))
+                .or_default()
+                .entry(profession.to_owned())
+                .or_default() += n;
         }
         vocabulary.link_branches();
         vocabulary.add_role_nouns(&professions);
