@@ -69,6 +69,7 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod directory;
 pub mod limits;
 pub mod metrics;

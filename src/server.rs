@@ -25,6 +25,7 @@ use crate::admin;
 use crate::assistant::{Assistant, Synonyms};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::dashboard::{self, Dashboard, Figures};
 use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -81,6 +82,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub db: sled::Db,
     pub clock: SharedClock,
+    /// The dashboard's figures, counted by the webhook.
+    pub figures: Arc<Figures>,
+    /// The dashboard's sign-ins and pending uploads.
+    pub dashboard: Arc<Dashboard>,
 }
 
 impl AppState {
@@ -149,6 +154,12 @@ impl App {
         let limits =
             Limits::open(&db, &config.limits, options.clock.clone()).map_err(StoreError::from)?;
         let sessions = Arc::new(sessions);
+        let figures = Figures::open(
+            storage::HourTree::open(&db)?,
+            &config.dashboard,
+            options.clock.clone(),
+        )?;
+        let dashboard = Dashboard::new(&config, options.clock.clone());
         let metrics = Metrics::new(Arc::clone(&sessions));
         metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
         Ok(App {
@@ -161,6 +172,8 @@ impl App {
                 metrics: Arc::new(metrics),
                 db,
                 clock: options.clock,
+                figures: Arc::new(figures),
+                dashboard: Arc::new(dashboard),
             },
         })
     }
@@ -181,6 +194,7 @@ impl App {
             router = router.merge(admin::routes(self.state.clone(), token));
         }
         router
+            .merge(dashboard::routes(&self.state.config))
             .layer(DefaultBodyLimit::max(server.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -237,13 +251,19 @@ impl App {
                     tracing::debug!(forgotten, "rate-limit state of idle phones dropped");
                 }
             }),
-            tasks_shutdown,
+            tasks_shutdown.clone(),
         ));
+        let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown));
 
         let grace = state.config.server.shutdown_timeout;
         let mut stop = shutdown.clone();
-        let server = axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move { stop.recv().await });
+        // Connection info gives the dashboard the client's address.
+        let router = self.router();
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.recv().await });
         let mut deadline = shutdown.clone();
         let served = tokio::select! {
             result = server => result,
@@ -256,7 +276,7 @@ impl App {
             }
         };
         tasks_trigger.fire();
-        for task in [flusher, sweeper] {
+        for task in [flusher, sweeper, figures] {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }
