@@ -122,7 +122,11 @@ async fn text(browser: &Client, css: &str) -> String {
         .expect("its text")
 }
 
+/// Clicks what `css` finds, a link or a submit button, and waits until the
+/// next page has replaced this one (WebDriver's click does not wait for a
+/// form's navigation).
 async fn click(browser: &Client, css: &str) {
+    let old_page = browser.find(Locator::Css("html")).await.expect("a page");
     browser
         .find(Locator::Css(css))
         .await
@@ -130,6 +134,26 @@ async fn click(browser: &Client, css: &str) {
         .click()
         .await
         .expect("clicked");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while old_page.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "no new page after clicking {css}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // The new document is in place; let it finish loading.
+    let ready = Instant::now() + Duration::from_secs(15);
+    while browser
+        .execute("return document.readyState", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_str().map(|s| s == "complete"))
+        != Some(true)
+    {
+        assert!(Instant::now() < ready, "the page after {css} did not load");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 async fn path_of(browser: &Client) -> String {
@@ -321,10 +345,6 @@ async fn an_organiser_uses_the_dashboard_in_chromium() {
     let forger = forger(base.clone()).await;
     browser.goto(&format!("http://{forger}/")).await.unwrap();
     click(&browser, "#go").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while path_of(&browser).await == "/" && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let refused = browser.source().await.unwrap();
     assert_eq!(path_of(&browser).await, "/dashboard/directory/reload");
     assert!(refused.contains("was refused"), "{refused}");

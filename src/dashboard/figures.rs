@@ -437,6 +437,72 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn open(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>, cap: usize) -> Figures {
+        let db = sled::Config::new().path(dir).open().unwrap();
+        let config = DashboardConfig {
+            max_queries_per_hour: cap,
+            ..DashboardConfig::default()
+        };
+        Figures::open(HourTree::open(&db).unwrap(), &config, clock.clone()).unwrap()
+    }
+
+    fn search(label: &str, found: u32) -> Asked {
+        Asked::Search {
+            label: label.to_owned(),
+            found,
+        }
+    }
+
+    #[test]
+    fn each_hour_keeps_at_most_the_cap_of_distinct_searches() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::starting_now();
+        let figures = open(dir.path(), &clock, 3);
+        for i in 0..10 {
+            let asked = search(&format!("Doctor · City{i}"), 0);
+            figures.observe("answered", true, Duration::from_millis(3), Some(&asked));
+        }
+        let now = figures.current_hour();
+        let totals = figures.totals(now, now);
+        assert_eq!(totals.searches.len(), 4, "3 and (others)");
+        assert_eq!(totals.searches[OTHERS], 7);
+        assert_eq!(totals.no_results[OTHERS], 7);
+        assert_eq!(totals.messages, 10);
+        assert_eq!(totals.latency[2], 10, "in the 2-5 ms bucket");
+    }
+
+    #[test]
+    fn figures_written_are_read_back_and_dropped_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::starting_now();
+        {
+            let figures = open(dir.path(), &clock, 10);
+            figures.observe(
+                "answered",
+                true,
+                Duration::from_millis(1),
+                Some(&search("Doctor", 2)),
+            );
+            figures.observe("bad-signature", false, Duration::from_millis(1), None);
+            figures.flush().unwrap();
+        }
+        let figures = open(dir.path(), &clock, 10);
+        let now = figures.current_hour();
+        let totals = figures.totals(now, now);
+        assert_eq!(totals.messages, 1);
+        assert_eq!(totals.outcomes["bad-signature"], 1);
+        assert_eq!(totals.searches["Doctor"], 1);
+        assert!(totals.no_results.is_empty());
+        drop(figures);
+        clock.advance(Duration::from_secs(91 * 24 * 3600));
+        let figures = open(dir.path(), &clock, 10);
+        assert_eq!(figures.totals(0, u64::MAX).messages, 0);
+        drop(figures);
+        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        assert!(HourTree::open(&db).unwrap().all().unwrap().is_empty());
+    }
 
     #[test]
     fn texts_lose_digits_and_addresses() {
