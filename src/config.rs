@@ -31,6 +31,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    pub dashboard: DashboardConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -264,6 +265,45 @@ impl AdminConfig {
 pub struct MetricsConfig {
     /// Whether `GET /metrics` wants the admin token too.
     pub require_token: bool,
+}
+
+/// The organisers' dashboard (`/dashboard`, on when `admin.token` is set).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// How long the hourly figures are kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// Whether the texts of messages the assistant did not understand are
+    /// kept (digits and e-mail addresses masked); only counts otherwise.
+    pub keep_unanswered_texts: bool,
+    /// Most distinct searches (and texts) counted per hour in each list;
+    /// the rest are counted together as "(others)".
+    pub max_queries_per_hour: usize,
+    /// How often the figures counted in memory are written to the store.
+    #[serde(with = "humantime_serde")]
+    pub flush_every: Duration,
+    /// Largest directory file the dashboard accepts for upload.
+    pub max_upload_bytes: usize,
+    /// Failed sign-ins allowed per client address in 15 minutes.
+    pub login_attempts: u32,
+    /// Mark the sign-in cookie `Secure` even when `twilio.public_url` is not
+    /// https (the dashboard is reached over https by another name).
+    pub secure_cookie: bool,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            retention: Duration::from_secs(90 * 24 * 3600),
+            keep_unanswered_texts: true,
+            max_queries_per_hour: 200,
+            flush_every: Duration::from_secs(10),
+            max_upload_bytes: 10 * 1024 * 1024,
+            login_attempts: 5,
+            secure_cookie: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -626,6 +666,39 @@ impl Config {
             "metrics.require_token",
             self.metrics.require_token,
             "false unless admin.token is set (the token /metrics would require)",
+        )?;
+        let d = &self.dashboard;
+        check(
+            d.retention >= Duration::from_secs(24 * 3600)
+                && d.retention <= Duration::from_secs(10 * 366 * 24 * 3600),
+            "dashboard.retention",
+            secs(d.retention),
+            "a duration from 1day to 10years",
+        )?;
+        check(
+            (1..=100_000).contains(&d.max_queries_per_hour),
+            "dashboard.max_queries_per_hour",
+            d.max_queries_per_hour,
+            "a whole number from 1 to 100000",
+        )?;
+        check(
+            d.flush_every >= Duration::from_millis(100)
+                && d.flush_every <= Duration::from_secs(3600),
+            "dashboard.flush_every",
+            secs(d.flush_every),
+            "a duration from 100ms to 1h",
+        )?;
+        check(
+            (1024..=256 * 1024 * 1024).contains(&d.max_upload_bytes),
+            "dashboard.max_upload_bytes",
+            d.max_upload_bytes,
+            "a size from 1024 to 268435456 bytes",
+        )?;
+        check(
+            (1..=1000).contains(&d.login_attempts),
+            "dashboard.login_attempts",
+            d.login_attempts,
+            "a whole number from 1 to 1000",
         )?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError::Invalid {

@@ -356,8 +356,8 @@ pub async fn serve(
             accepted = listener.accept() => accepted,
             () = shutdown.recv() => break,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // A connection reset before it was accepted is not ours to
                 // report; anything else (EMFILE) is, and is retried shortly.
@@ -376,6 +376,7 @@ pub async fn serve(
             Some(conn) => {
                 tokio::spawn(serve_connection(
                     stream,
+                    peer,
                     router.clone(),
                     Arc::clone(&tracker),
                     conn,
@@ -404,6 +405,7 @@ fn refuse(stream: TcpStream) {
 /// One connection, from accept to close.
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     tracker: Arc<Tracker>,
     conn: Arc<Conn>,
@@ -421,7 +423,13 @@ async fn serve_connection(
             let router = router.clone();
             async move {
                 conn.set(BUSY);
-                let response = tower::ServiceExt::oneshot(router, request.map(Body::new)).await;
+                // The client's address, as axum's `ConnectInfo` gives it:
+                // the dashboard limits failed sign-ins per address.
+                let mut request = request.map(Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let response = tower::ServiceExt::oneshot(router, request).await;
                 response.map(|response| {
                     response.map(|body| {
                         Body::new(TrackedBody {

@@ -70,6 +70,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connections;
+pub mod dashboard;
 pub mod directory;
 pub mod limits;
 pub mod metrics;

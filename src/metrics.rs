@@ -144,6 +144,11 @@ impl Metrics {
             .set(i64::try_from(at_unix_secs).unwrap_or(i64::MAX));
     }
 
+    /// When the directory in use was loaded (Unix seconds).
+    pub fn directory_loaded_at(&self) -> i64 {
+        self.directory_loaded_at.get()
+    }
+
     /// Counts a reload attempt.
     pub fn directory_reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "failed" };

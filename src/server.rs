@@ -26,6 +26,7 @@ use crate::assistant::{Assistant, Synonyms};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::connections::{self, Pending, Tracker};
+use crate::dashboard::{self, Dashboard, Figures};
 use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -86,6 +87,10 @@ pub struct AppState {
     pub connections: Arc<Tracker>,
     /// Requests in flight, for overload shedding.
     pub pending: Arc<Pending>,
+    /// The dashboard's figures, counted by the webhook.
+    pub figures: Arc<Figures>,
+    /// The dashboard's sign-ins and pending uploads.
+    pub dashboard: Arc<Dashboard>,
 }
 
 impl AppState {
@@ -154,6 +159,12 @@ impl App {
         let limits =
             Limits::open(&db, &config.limits, options.clock.clone()).map_err(StoreError::from)?;
         let sessions = Arc::new(sessions);
+        let figures = Figures::open(
+            storage::HourTree::open(&db)?,
+            &config.dashboard,
+            options.clock.clone(),
+        )?;
+        let dashboard = Dashboard::new(&config, options.clock.clone());
         let metrics = Metrics::new(Arc::clone(&sessions));
         metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
         let connections = Arc::new(Tracker::for_config(&config.server));
@@ -176,6 +187,8 @@ impl App {
                 clock: options.clock,
                 connections,
                 pending,
+                figures: Arc::new(figures),
+                dashboard: Arc::new(dashboard),
             },
         })
     }
@@ -196,6 +209,7 @@ impl App {
             router = router.merge(admin::routes(self.state.clone(), token));
         }
         router
+            .merge(dashboard::routes(&self.state.config))
             .layer(DefaultBodyLimit::max(server.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(
                 StatusCode::REQUEST_TIMEOUT,
@@ -258,8 +272,9 @@ impl App {
                     tracing::debug!(forgotten, "rate-limit state of idle phones dropped");
                 }
             }),
-            tasks_shutdown,
+            tasks_shutdown.clone(),
         ));
+        let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown));
 
         let grace = state.config.server.shutdown_timeout;
         let server = connections::serve(
@@ -280,7 +295,7 @@ impl App {
             }
         };
         tasks_trigger.fire();
-        for task in [flusher, sweeper] {
+        for task in [flusher, sweeper, figures] {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }

@@ -2,8 +2,9 @@
 //!
 //! Opening it turns sled's errors into ones an operator can act on (the
 //! directory is locked by another `roster`, unreadable, or corrupt). The
-//! trees inside belong to the modules that use them: `session::store` and
-//! `limits`.
+//! trees inside belong to the modules that use them: `session::store`,
+//! `limits`, and the dashboard's figures, which reach their tree through
+//! [`HourTree`] so that no sled type leaves this module for them.
 
 use std::path::{Path, PathBuf};
 
@@ -86,5 +87,67 @@ fn classify(path: &Path, error: sled::Error) -> StorageError {
             path,
             reason: other.to_string(),
         },
+    }
+}
+
+/// A tree of values keyed by a number (big-endian, so in order): the
+/// dashboard's hourly figures, one value per hour.
+pub(crate) struct HourTree {
+    tree: sled::Tree,
+}
+
+/// The name of the dashboard's tree.
+const AGGREGATES_TREE: &str = "aggregates";
+
+fn tree_error(e: sled::Error) -> StorageError {
+    StorageError::Other {
+        path: PathBuf::from(AGGREGATES_TREE),
+        reason: e.to_string(),
+    }
+}
+
+impl HourTree {
+    /// Opens (creating if needed) the `aggregates` tree of `db`.
+    pub(crate) fn open(db: &sled::Db) -> Result<HourTree, StorageError> {
+        Ok(HourTree {
+            tree: db.open_tree(AGGREGATES_TREE).map_err(tree_error)?,
+        })
+    }
+
+    /// Every stored value with its key, in key order.
+    pub(crate) fn all(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (key, value) = item.map_err(tree_error)?;
+            let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
+                continue;
+            };
+            out.push((u64::from_be_bytes(key), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes the values in one batch.
+    pub(crate) fn put_all(&self, values: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in values {
+            batch.insert(&key.to_be_bytes(), value.as_slice());
+        }
+        self.tree.apply_batch(batch).map_err(tree_error)
+    }
+
+    /// Removes every value whose key is below `key`.
+    pub(crate) fn remove_below(&self, key: u64) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.tree.range(..key.to_be_bytes()) {
+            let (old, _) = item.map_err(tree_error)?;
+            batch.remove(old);
+        }
+        self.tree.apply_batch(batch).map_err(tree_error)
+    }
+
+    /// Flushes the tree's writes to disk.
+    pub(crate) fn flush(&self) -> Result<(), StorageError> {
+        self.tree.flush().map(drop).map_err(tree_error)
     }
 }

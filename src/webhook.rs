@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::assistant::{Assistant, Entities, Intent, Understanding};
+use crate::dashboard::figures::Asked;
 use crate::directory::{Directory, Member};
 use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
@@ -91,11 +92,13 @@ impl Rejected {
     }
 }
 
-/// A processed message: how it ended, from whom, and the TwiML to send.
+/// A processed message: how it ended, from whom, the TwiML to send, and
+/// what it asked (for the dashboard's figures).
 struct Handled {
     outcome: Outcome,
     phone: PhoneNumber,
     twiml: String,
+    asked: Option<Asked>,
 }
 
 /// The handler: runs the flow, logs one line, renders TwiML or the error.
@@ -109,11 +112,13 @@ pub async fn whatsapp_webhook(
     let result = handle_message(&app, &uri, &headers, &body).await;
     let latency = started.elapsed();
     let latency_us = latency.as_micros();
-    let outcome = match &result {
-        Ok(handled) => handled.outcome.as_str(),
-        Err(rejected) => rejected.as_str(),
+    let (outcome, asked) = match &result {
+        Ok(handled) => (handled.outcome.as_str(), handled.asked.as_ref()),
+        Err(rejected) => (rejected.as_str(), None),
     };
     app.metrics.observe_webhook(outcome, latency);
+    // In memory only; written to the store in the background.
+    app.figures.observe(outcome, result.is_ok(), latency, asked);
     match result {
         Ok(handled) => {
             tracing::info!(
@@ -186,11 +191,15 @@ async fn handle_message(
         ));
     }
     let (twiml, entry) = respond(app, &assistant, &reading, member);
+    let asked = Asked::of(&entry);
     record_exchange(app, &mut session, entry, reading.runs_search());
     app.sessions
         .save(session, stored.as_deref(), sent(&inbound, &twiml))
         .await?;
-    Ok(Handled::new(Outcome::Answered, &inbound, twiml))
+    Ok(Handled {
+        asked,
+        ..Handled::new(Outcome::Answered, &inbound, twiml)
+    })
 }
 
 impl Handled {
@@ -199,6 +208,7 @@ impl Handled {
             outcome,
             phone: inbound.from,
             twiml,
+            asked: None,
         }
     }
 }

@@ -13,6 +13,7 @@ use roster::server::{App, AppState, Options};
 use roster::shutdown::ShutdownTrigger;
 use roster::twilio::SignatureVerifier;
 
+pub mod dashboard;
 pub mod process;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
