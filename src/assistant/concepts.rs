@@ -225,6 +225,10 @@ pub(crate) struct Concepts {
     /// Other directory values of a concept, filed under its main value:
     /// (field, key of the other value) → the main value.
     aliases: Vec<(Field, String, String)>,
+    /// Every word of every profession, singular and plural: "engineers"
+    /// names the directory's `Software Engineer`s and `Civil Engineer`s
+    /// even though no profession is `Engineer` alone.
+    profession_words: std::collections::HashSet<String>,
 }
 
 impl Concepts {
@@ -242,10 +246,17 @@ impl Concepts {
         }
         // (field, form) → (value, members), for every value of every field.
         let mut values: HashMap<(Field, String), Vec<(String, u32)>> = HashMap::new();
+        let mut profession_words = std::collections::HashSet::new();
         for ((field, value), n) in counts {
             let key = text::key(value);
             if key.is_empty() {
                 continue;
+            }
+            if field == Field::Profession {
+                for word in key.split(' ') {
+                    profession_words.extend(text::inflections(word));
+                    profession_words.insert(word.to_owned());
+                }
             }
             // Spellings of one key ("Doctor", "doctor ") count together.
             for form in forms(&key) {
@@ -256,7 +267,10 @@ impl Concepts {
                 }
             }
         }
-        let mut concepts = Concepts::default();
+        let mut concepts = Concepts {
+            profession_words,
+            ..Concepts::default()
+        };
         for concept in TABLE.iter() {
             let mut found: Vec<(String, u32)> = Vec::new();
             for spelling in &concept.spellings {
@@ -311,10 +325,14 @@ impl Concepts {
         }
         // A profession no one here has is still a word members use for
         // what they ask: "architects" answers that there are none.
-        // Single words only: "civil engineers" may still be read from the
-        // directory's own `Civil` and `Engineer`.
+        // Single words only, and none that is a word of the directory's
+        // professions: "civil engineers" may still be read from its own
+        // `Civil` and `Engineer`, "engineers" from `Software Engineer`.
         for concept in TABLE.iter().filter(|c| c.field == Field::Profession) {
-            if self.value(concept.field, &concept.id).is_none() && !concept.id.contains(' ') {
+            if self.value(concept.field, &concept.id).is_none()
+                && !concept.id.contains(' ')
+                && !self.profession_words.contains(&concept.id)
+            {
                 entries.push(Synonym {
                     term: concept.id.clone(),
                     meaning: Meaning::Missing(display(&concept.id)),
@@ -463,6 +481,22 @@ mod tests {
             resolved.entries[1].meaning,
             Meaning::Missing("Plumber".into())
         );
+    }
+
+    #[test]
+    fn a_word_of_the_directory_s_professions_is_not_missing() {
+        let c = concepts(
+            "name,phone,profession\nA,+919800000001,Software Engineer\nB,+919800000002,Civil Engineer\n",
+        );
+        let resolved = c.resolve(&Synonyms::default());
+        let missing: Vec<&str> = resolved
+            .entries
+            .iter()
+            .filter(|e| matches!(e.meaning, Meaning::Missing(_)))
+            .map(|e| e.term.as_str())
+            .collect();
+        assert!(!missing.contains(&"engineer"), "{missing:?}");
+        assert!(missing.contains(&"plumber"), "{missing:?}");
     }
 
     #[test]
