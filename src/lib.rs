@@ -52,6 +52,7 @@
 //! | [`phone`] | [`phone::PhoneNumber`]: parsing any writing into E.164; masking |
 //! | [`directory`] | members, loading the CSV, lookup by phone, generated directories |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
+//! | [`models`] | optional chat and embedding models over an OpenAI-compatible API |
 //! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
 //! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
 //! | [`storage`] | opening the sled database with operator-facing errors |
@@ -72,6 +73,7 @@ pub mod config;
 pub mod directory;
 pub mod limits;
 pub mod metrics;
+pub mod models;
 pub mod phone;
 pub mod server;
 pub mod session;

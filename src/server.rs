@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::session::{SessionStore, StoreError, sweeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
@@ -79,6 +80,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub sessions: Arc<SessionStore>,
     pub metrics: Arc<Metrics>,
+    /// The optional chat and embedding models (`[llm]`, `[embeddings]`).
+    pub models: Arc<Models>,
     pub db: sled::Db,
     pub clock: SharedClock,
 }
@@ -106,6 +109,7 @@ impl AppState {
             Ok(assistant) => {
                 let assistant = Arc::new(assistant);
                 self.assistant.store(Arc::clone(&assistant));
+                self.models.index_directory(Arc::clone(&assistant));
                 let directory = assistant.directory();
                 self.metrics
                     .directory_loaded(directory.len(), self.clock.now_ms() / 1000);
@@ -151,6 +155,17 @@ impl App {
         let sessions = Arc::new(sessions);
         let metrics = Metrics::new(Arc::clone(&sessions));
         metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
+        let metrics = Arc::new(metrics);
+        let vector_cache = match config.embeddings.base_url() {
+            Some(_) => Some(storage::VectorCache::open(&db)?),
+            None => None,
+        };
+        let models = Models::new(
+            &config,
+            vector_cache,
+            Arc::clone(&metrics),
+            options.clock.clone(),
+        );
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
@@ -158,7 +173,8 @@ impl App {
                 assistant: Arc::new(ArcSwap::from_pointee(assistant)),
                 limits: Arc::new(limits),
                 sessions,
-                metrics: Arc::new(metrics),
+                metrics,
+                models: Arc::new(models),
                 db,
                 clock: options.clock,
             },
@@ -217,6 +233,7 @@ impl App {
     /// storage is flushed.
     pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
         let state = self.state.clone();
+        state.models.index_directory(state.assistant());
         // Background tasks outlive the HTTP server: requests in flight may
         // still wait on the flusher.
         let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();

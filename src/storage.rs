@@ -3,7 +3,8 @@
 //! Opening it turns sled's errors into ones an operator can act on (the
 //! directory is locked by another `roster`, unreadable, or corrupt). The
 //! trees inside belong to the modules that use them: `session::store` and
-//! `limits`.
+//! `limits`; the `embeddings` tree ([`VectorCache`]) is kept here, so that no
+//! sled type leaks into the model code.
 
 use std::path::{Path, PathBuf};
 
@@ -86,5 +87,79 @@ fn classify(path: &Path, error: sled::Error) -> StorageError {
             path,
             reason: other.to_string(),
         },
+    }
+}
+
+/// Member-profile vectors already computed, in the `embeddings` tree: key
+/// = model name, a zero byte, SHA-1 of the text embedded; value = a version
+/// byte and the vector's `f32`s, little-endian. A restart, or a reload that
+/// changed ten members, embeds those ten only.
+#[derive(Clone)]
+pub struct VectorCache {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for VectorCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorCache")
+            .field("vectors", &self.tree.len())
+            .finish()
+    }
+}
+
+/// The format of a cached vector.
+const VECTOR_VERSION: u8 = 1;
+
+impl VectorCache {
+    /// Opens (creating) the `embeddings` tree of `db`.
+    pub fn open(db: &sled::Db) -> Result<VectorCache, StorageError> {
+        db.open_tree("embeddings")
+            .map(|tree| VectorCache { tree })
+            .map_err(|e| StorageError::Other {
+                path: PathBuf::from("embeddings"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The key of `text` embedded by `model`.
+    pub fn key(model: &str, text: &str) -> Vec<u8> {
+        use sha1::Digest;
+        let mut key = Vec::with_capacity(model.len() + 21);
+        key.extend_from_slice(model.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&sha1::Sha1::digest(text.as_bytes()));
+        key
+    }
+
+    /// The cached vector at `key`; `None` if absent, unreadable or of
+    /// another format (it is then embedded again).
+    pub fn get(&self, key: &[u8]) -> Option<Vec<f32>> {
+        let value = self.tree.get(key).ok()??;
+        let (&version, floats) = value.split_first()?;
+        if version != VECTOR_VERSION || floats.len() % 4 != 0 {
+            return None;
+        }
+        Some(
+            floats
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+
+    /// Stores vectors; a failure only means they are embedded again later.
+    pub fn put(&self, key: &[u8], vector: &[f32]) -> Result<(), StorageError> {
+        let mut value = Vec::with_capacity(1 + vector.len() * 4);
+        value.push(VECTOR_VERSION);
+        for x in vector {
+            value.extend_from_slice(&x.to_le_bytes());
+        }
+        self.tree
+            .insert(key, value)
+            .map(drop)
+            .map_err(|e| StorageError::Other {
+                path: PathBuf::from("embeddings"),
+                reason: e.to_string(),
+            })
     }
 }

@@ -174,7 +174,7 @@ async fn handle_message(
         ));
     }
     let mut session = app.sessions.session_for(member, stored.as_deref());
-    let reading = read_message(&assistant, &inbound, &session, member);
+    let reading = read_message(app, &assistant, &inbound, &session, member).await;
     if reading.runs_search()
         && let Verdict::Refused { wait, notify } = app.limits.searches.check(&inbound.from)
     {
@@ -185,7 +185,7 @@ async fn handle_message(
             reply.to_twiml(),
         ));
     }
-    let (twiml, entry) = respond(app, &assistant, &reading, member);
+    let (twiml, entry) = respond(app, &assistant, &reading, member).await;
     record_exchange(app, &mut session, entry, reading.runs_search());
     app.sessions
         .save(session, stored.as_deref(), sent(&inbound, &twiml))
@@ -237,8 +237,11 @@ impl Reading {
     }
 }
 
-/// Reads the message in its conversation, whatever it carries.
-fn read_message(
+/// Reads the message in its conversation, whatever it carries: text by
+/// the rules, and by the chat model when they are unsure and one is
+/// configured (bounded by `llm.timeout`).
+async fn read_message(
+    app: &AppState,
     assistant: &Assistant,
     inbound: &Inbound,
     session: &Session,
@@ -247,7 +250,11 @@ fn read_message(
     let reading = match inbound.content() {
         Content::Text(text) => Reading::Understood {
             query: text.to_owned(),
-            understanding: Box::new(assistant.understand(text, session, member)),
+            understanding: Box::new(
+                app.models
+                    .understand(assistant, text, session, member)
+                    .await,
+            ),
         },
         Content::Location(location) => read_place(assistant, location, session, member),
         Content::Media(media_type) => Reading::Unreadable {
@@ -328,8 +335,10 @@ fn example_search(directory: &Directory) -> String {
         )
 }
 
-/// The reply's TwiML and the session entry of the exchange.
-fn respond(
+/// The reply's TwiML and the session entry of the exchange: the closest
+/// members by meaning when the rules found no one and an embeddings server
+/// is configured (bounded by `embeddings.timeout`), else the rules' answer.
+async fn respond(
     app: &AppState,
     assistant: &Assistant,
     reading: &Reading,
@@ -341,8 +350,17 @@ fn respond(
             query,
             understanding,
         } => {
-            let answer = assistant.answer(understanding, member);
-            let entry = answer.entry(query, now_ms, understanding);
+            let (answer, entry) = match app.models.closest(assistant, understanding, query).await {
+                Some((closest, answer)) => {
+                    let entry = answer.entry(query, now_ms, &closest);
+                    (answer, entry)
+                }
+                None => {
+                    let answer = assistant.answer(understanding, member);
+                    let entry = answer.entry(query, now_ms, understanding);
+                    (answer, entry)
+                }
+            };
             (Reply::text(&answer.text).to_twiml(), entry)
         }
         Reading::Unreadable { query, reply } => {

@@ -420,11 +420,7 @@ impl Reader<'_> {
             .flatten()
             .filter_map(|j| texts.get(j))
             .any(|w| {
-                names.is_name_word(w)
-                    && self
-                        .vocabulary
-                        .phrase(w)
-                        .is_none_or(|s| s.short_form_only)
+                names.is_name_word(w) && self.vocabulary.phrase(w).is_none_or(|s| s.short_form_only)
             });
         short && beside_a_name
     }
