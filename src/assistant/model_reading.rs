@@ -274,13 +274,19 @@ impl Assistant {
     }
 
     /// Whether a search should fall back to closest matches by meaning: the
-    /// rules understood nothing, or searched and found no one (not by name).
-    pub(crate) fn wants_closest(&self, understanding: &Understanding) -> bool {
+    /// rules understood nothing, or searched and found no one. A search by
+    /// a name written with a capital ("is there a Kabir") is not one: only
+    /// an unknown word the rules took for a name ("someone for my breakup").
+    pub(crate) fn wants_closest(&self, understanding: &Understanding, message: &str) -> bool {
         match &understanding.plan {
             Plan::Chat(Chat::Unknown { .. }) => true,
             Plan::Search { .. } => {
-                understanding.entities.name.is_none()
-                    && self.index.count(&understanding.entities) == 0
+                let written_as_a_name = understanding
+                    .entities
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| name.split_whitespace().any(|w| message.contains(w)));
+                !written_as_a_name && self.index.count(&understanding.entities) == 0
             }
             _ => false,
         }

@@ -238,7 +238,7 @@ impl Models {
         let embed = self.embed.as_ref()?;
         let ready = embed.ready.load_full()?;
         if !Arc::ptr_eq(&ready.directory, assistant.directory())
-            || !assistant.wants_closest(understanding)
+            || !assistant.wants_closest(understanding, text)
         {
             return None;
         }
