@@ -454,6 +454,7 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = config_in(&dir);
     with_embeddings(&url)(&mut config);
+    config.admin.token = common::ADMIN_TOKEN.to_owned();
     let app = spawn_app_in(dir, config.clone(), false).await;
     let metrics = wait_for_vectors(&app, 6).await;
     assert!(
@@ -486,7 +487,7 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
     // A restart embeds nothing: the vectors are in sled.
     let before = fake.requests("embeddings").len();
     let dir = app.stop().await;
-    let app = spawn_app_in(dir, config, false).await;
+    let app = spawn_app_in(dir, config.clone(), false).await;
     let metrics = wait_for_vectors(&app, 6).await;
     assert!(
         !metrics.contains("roster_embeddings_profiles_embedded_total 6"),
@@ -497,6 +498,40 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
         before,
         "profiles embedded again"
     );
+    // A reload that changed one member embeds that one.
+    let csv = config.directory.members_csv.clone();
+    let changed = MEMBERS.replace(
+        "Joint replacement,,1995",
+        "Joint replacement; Sports injuries,,1995",
+    );
+    std::fs::write(&csv, changed).expect("rewrite the directory");
+    let reloaded = app
+        .client
+        .post(app.url("/admin/directory/reload"))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(reloaded.status(), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.requests("embeddings").len() == before {
+        assert!(
+            Instant::now() < deadline,
+            "the changed member was not embedded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    wait_for_vectors(&app, 6).await;
+    let sent = fake.requests("embeddings");
+    assert_eq!(sent.len(), before + 1);
+    assert_eq!(sent[before]["input"].as_array().map(Vec::len), Some(1));
+    assert!(
+        sent[before]["input"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Sports injuries")
+    );
+
     let fields = common::whatsapp_form(SENDER, "chest pain", "SM-after-the-restart");
     let twiml = app.post_fields(&fields).await.text().await.expect("body");
     let text = messages(&twiml).join("\n");
