@@ -62,7 +62,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwilioConfig {
     /// The account's auth token; signs every webhook. Empty means unset.
@@ -70,6 +70,26 @@ pub struct TwilioConfig {
     /// The public base URL Twilio calls (`https://roster.example.org`), when
     /// Roster sits behind a proxy or tunnel. Empty: rebuilt from the request.
     pub public_url: String,
+    /// The account SID (`AC…`): with it, an answer not ready within
+    /// `reply_deadline` is sent later through the Messages API. Empty: off.
+    pub account_sid: String,
+    /// The REST API's base URL; tests point it at a local server.
+    pub api_base: String,
+    /// How long the webhook waits for an answer (Twilio waits 15 s at most).
+    #[serde(with = "humantime_serde")]
+    pub reply_deadline: Duration,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig {
+            auth_token: String::new(),
+            public_url: String::new(),
+            account_sid: String::new(),
+            api_base: "https://api.twilio.com".to_owned(),
+            reply_deadline: Duration::from_secs(10),
+        }
+    }
 }
 
 impl TwilioConfig {
@@ -79,6 +99,11 @@ impl TwilioConfig {
 
     pub fn public_url(&self) -> Option<&str> {
         Some(self.public_url.trim_end_matches('/')).filter(|u| !u.is_empty())
+    }
+
+    /// The account SID, when late replies go through the Messages API.
+    pub fn account_sid(&self) -> Option<&str> {
+        Some(self.account_sid.trim()).filter(|s| !s.is_empty())
     }
 }
 
@@ -614,6 +639,20 @@ impl Config {
                 "an http:// or https:// base URL without query, e.g. https://roster.example.org",
             )?;
         }
+        check(
+            self.twilio.reply_deadline >= Duration::from_millis(100)
+                && self.twilio.reply_deadline <= Duration::from_secs(14),
+            "twilio.reply_deadline",
+            secs(self.twilio.reply_deadline),
+            "a duration from 100ms to 14s (Twilio waits at most 15s)",
+        )?;
+        check(
+            self.twilio.api_base.starts_with("https://")
+                || self.twilio.api_base.starts_with("http://"),
+            "twilio.api_base",
+            &self.twilio.api_base,
+            "an http:// or https:// base URL, e.g. https://api.twilio.com",
+        )?;
         check(
             !self.directory.org_name.trim().is_empty(),
             "directory.org_name",

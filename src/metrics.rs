@@ -20,8 +20,9 @@ use prometheus_client::registry::Registry;
 use crate::session::SessionStore;
 
 /// Webhook outcomes that always appear, at zero until they happen.
-pub const OUTCOMES: [&str; 12] = [
+pub const OUTCOMES: [&str; 13] = [
     "answered",
+    "answered-late",
     "duplicate",
     "refused-stranger",
     "silenced-stranger",

@@ -33,6 +33,7 @@ use crate::session::{SessionStore, StoreError, sweeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
 use crate::twilio::SignatureVerifier;
+use crate::twilio::outbox::Outbox;
 use crate::webhook;
 
 /// How the process was started, beyond the configuration.
@@ -82,6 +83,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The optional chat and embedding models (`[llm]`, `[embeddings]`).
     pub models: Arc<Models>,
+    /// Late replies through the Messages API; `None` without
+    /// `twilio.account_sid`.
+    pub outbox: Option<Arc<Outbox>>,
     pub db: sled::Db,
     pub clock: SharedClock,
 }
@@ -166,6 +170,15 @@ impl App {
             Arc::clone(&metrics),
             options.clock.clone(),
         );
+        let outbox = match config.twilio.account_sid() {
+            Some(_) => Outbox::new(
+                storage::OutboxTree::open(&db)?,
+                &config.twilio,
+                options.clock.clone(),
+            )
+            .map(Arc::new),
+            None => None,
+        };
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
@@ -175,6 +188,7 @@ impl App {
                 sessions,
                 metrics,
                 models: Arc::new(models),
+                outbox,
                 db,
                 clock: options.clock,
             },
@@ -238,6 +252,10 @@ impl App {
         // still wait on the flusher.
         let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();
         let flusher = tokio::spawn(Arc::clone(&state.sessions).run_flusher(tasks_shutdown.clone()));
+        let outbox = state
+            .outbox
+            .clone()
+            .map(|outbox| tokio::spawn(outbox.run(tasks_shutdown.clone())));
         let limits = Arc::clone(&state.limits);
         let sweeps = std::sync::atomic::AtomicU64::new(0);
         let sweeper = tokio::spawn(sweeper::run(
@@ -277,6 +295,12 @@ impl App {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }
+        }
+        if let Some(Err(e)) = match outbox {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            tracing::error!("the outbox sender failed: {e}");
         }
         state.sessions.close().await?;
         tracing::info!("state flushed; bye");

@@ -163,3 +163,65 @@ impl VectorCache {
             })
     }
 }
+
+/// Replies waiting to be sent through Twilio's Messages API, in the
+/// `outbox` tree (key: the inbound MessageSid; value: the owner's encoding).
+/// An entry stays until Twilio accepted every part, so a crash or restart
+/// sends it afterwards.
+#[derive(Clone)]
+pub struct OutboxTree {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for OutboxTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxTree")
+            .field("pending", &self.tree.len())
+            .finish()
+    }
+}
+
+fn outbox_error(e: sled::Error) -> StorageError {
+    StorageError::Other {
+        path: PathBuf::from("outbox"),
+        reason: e.to_string(),
+    }
+}
+
+impl OutboxTree {
+    pub fn open(db: &sled::Db) -> Result<OutboxTree, StorageError> {
+        db.open_tree("outbox")
+            .map(|tree| OutboxTree { tree })
+            .map_err(outbox_error)
+    }
+
+    /// Stores `value` at `key` and flushes it to disk.
+    pub async fn put_durably(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.tree.insert(key, value).map_err(outbox_error)?;
+        self.tree.flush_async().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(outbox_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    pub async fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.tree.remove(key).map_err(outbox_error)?;
+        self.tree.flush_async().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    /// Every entry, oldest key first.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.tree
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+}

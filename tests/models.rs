@@ -4,7 +4,9 @@
 //! values are refused, every failure falls back to the rules within the
 //! timeout, the breaker opens and closes on the injected clock, no phone or
 //! email is ever sent, and semantic search ranks the right member from
-//! vectors cached in sled. `real_model_*` checks a real embedding model
+//! vectors cached in sled. A fake Twilio Messages API receives the replies
+//! that missed `twilio.reply_deadline`: once, with the right fields and
+//! auth, after 429s, and after a restart. `real_model_*` checks a real embedding model
 //! when `ROSTER_TEST_EMBEDDINGS_URL` is set (`scripts/semantic-check.sh`).
 
 mod common;
@@ -692,4 +694,202 @@ async fn real_model_semantic_precision() {
         "the first match is right on only {first_right} queries"
     );
     assert!(precision >= 0.5, "precision@5 {precision:.2}");
+}
+
+/// One request to the fake Messages API: path, Authorization header, form
+/// fields, the status answered.
+type TwilioCall = (String, String, Vec<(String, String)>, u16);
+
+/// What the fake Twilio Messages API received and answers.
+#[derive(Clone, Default)]
+struct FakeTwilio {
+    received: Arc<Mutex<Vec<TwilioCall>>>,
+    /// Statuses to answer first, in order; then `then`.
+    statuses: Arc<Mutex<Vec<u16>>>,
+    then: Arc<Mutex<u16>>,
+}
+
+impl FakeTwilio {
+    fn accepted(&self) -> Vec<Vec<(String, String)>> {
+        self.received
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|r| r.3 == 201)
+            .map(|r| r.2.clone())
+            .collect()
+    }
+
+    fn calls(&self) -> usize {
+        self.received.lock().expect("lock").len()
+    }
+
+    async fn wait_for_accepted(&self, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.accepted().len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "{} messages accepted, not {count}",
+                self.accepted().len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn twilio_messages(
+    State(fake): State<FakeTwilio>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: String,
+) -> Response {
+    let status = {
+        let mut statuses = fake.statuses.lock().expect("lock");
+        if statuses.is_empty() {
+            *fake.then.lock().expect("lock")
+        } else {
+            statuses.remove(0)
+        }
+    };
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let fields: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    fake.received
+        .lock()
+        .expect("lock")
+        .push((uri.path().to_owned(), auth, fields, status));
+    let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, Json(json!({"sid": "SMout", "status": "queued"}))).into_response()
+}
+
+async fn spawn_fake_twilio() -> (FakeTwilio, String) {
+    let fake = FakeTwilio::default();
+    *fake.then.lock().expect("lock") = 201;
+    let router = Router::new()
+        .route(
+            "/2010-04-01/Accounts/{sid}/Messages.json",
+            post(twilio_messages),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (fake, format!("http://{addr}"))
+}
+
+const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+
+/// A chat model slower than the reply deadline, and the Messages API.
+fn late_config(llm: &str, twilio: &str) -> impl FnOnce(&mut Config) {
+    let (llm, twilio) = (llm.to_owned(), twilio.to_owned());
+    move |c: &mut Config| {
+        with_llm(&llm, Duration::from_secs(5))(c);
+        c.twilio.account_sid = ACCOUNT_SID.to_owned();
+        c.twilio.api_base = twilio;
+        c.twilio.reply_deadline = Duration::from_millis(300);
+    }
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> &'a str {
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_sent_once_through_the_messages_api() {
+    let (fake, url) = spawn_fake().await;
+    fake.set_chat(ChatMode::Slow(
+        Duration::from_millis(1500),
+        ORTHOPEDICS.to_owned(),
+    ));
+    let (twilio, twilio_url) = spawn_fake_twilio().await;
+    let app = app_with(late_config(&url, &twilio_url)).await;
+    let sid = app.new_sid();
+    let form = common::whatsapp_form(SENDER, UNREAD, &sid);
+    let started = Instant::now();
+    let twiml = app.post_fields(&form).await.text().await.expect("body");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(messages(&twiml).is_empty(), "{twiml}");
+    twilio.wait_for_accepted(1).await;
+    let sent = twilio.accepted();
+    let message = &sent[0];
+    assert_eq!(field(message, "To"), format!("whatsapp:{SENDER}"));
+    assert_eq!(field(message, "From"), "whatsapp:+14155238886");
+    assert!(field(message, "Body").contains("Lata Iyer"), "{message:?}");
+    let (path, auth, _, _) = twilio.received.lock().expect("lock")[0].clone();
+    assert_eq!(
+        path,
+        format!("/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json")
+    );
+    use base64::Engine as _;
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode(format!("{ACCOUNT_SID}:{}", common::AUTH_TOKEN));
+    assert_eq!(auth, format!("Basic {expected}"));
+
+    // Twilio delivers the same MessageSid again: no answer, no second send.
+    let twiml = app.post_fields(&form).await.text().await.expect("body");
+    assert!(messages(&twiml).is_empty(), "{twiml}");
+    // A fast answer after it is the webhook's own.
+    let text = reply(&app, "cardiologists in Pune").await;
+    assert!(text.contains("Asha Rao"), "{text}");
+    assert_eq!(twilio.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_429_is_retried() {
+    let (fake, url) = spawn_fake().await;
+    fake.set_chat(ChatMode::Slow(
+        Duration::from_millis(600),
+        ORTHOPEDICS.to_owned(),
+    ));
+    let (twilio, twilio_url) = spawn_fake_twilio().await;
+    *twilio.statuses.lock().expect("lock") = vec![429, 429];
+    let app = app_with(late_config(&url, &twilio_url)).await;
+    let twiml = app.send(SENDER, UNREAD).await.text().await.expect("body");
+    assert!(messages(&twiml).is_empty(), "{twiml}");
+    twilio.wait_for_accepted(1).await;
+    assert_eq!(twilio.calls(), 3);
+    assert!(field(&twilio.accepted()[0], "Body").contains("Lata Iyer"));
+}
+
+#[tokio::test]
+async fn a_pending_reply_is_sent_after_a_restart() {
+    let (fake, url) = spawn_fake().await;
+    fake.set_chat(ChatMode::Slow(
+        Duration::from_millis(600),
+        ORTHOPEDICS.to_owned(),
+    ));
+    let (twilio, twilio_url) = spawn_fake_twilio().await;
+    *twilio.then.lock().expect("lock") = 503;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = config_in(&dir);
+    late_config(&url, &twilio_url)(&mut config);
+    let app = spawn_app_in(dir, config.clone(), false).await;
+    let twiml = app.send(SENDER, UNREAD).await.text().await.expect("body");
+    assert!(messages(&twiml).is_empty(), "{twiml}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while twilio.calls() == 0 {
+        assert!(Instant::now() < deadline, "nothing sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Down while Twilio refuses: the reply stays in the outbox.
+    let dir = app.stop().await;
+    assert!(twilio.accepted().is_empty());
+    *twilio.then.lock().expect("lock") = 201;
+    let _app = spawn_app_in(dir, config, false).await;
+    twilio.wait_for_accepted(1).await;
+    assert!(field(&twilio.accepted()[0], "Body").contains("Lata Iyer"));
 }

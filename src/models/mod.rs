@@ -136,6 +136,18 @@ impl Models {
                 .build()
                 .unwrap_or_default()
         };
+        // Without the Messages API, an answer must be ready by the reply
+        // deadline: the models get parts of it.
+        let (chat_timeout, embed_timeout) = match config.twilio.account_sid() {
+            Some(_) => (config.llm.timeout, config.embeddings.timeout),
+            None => {
+                let deadline = config.twilio.reply_deadline;
+                (
+                    config.llm.timeout.min(deadline * 2 / 3),
+                    config.embeddings.timeout.min(deadline / 3),
+                )
+            }
+        };
         let chat = config.llm.base_url().map(|url| ChatPart {
             client: ChatClient::new(
                 http(config.llm.timeout),
@@ -143,13 +155,13 @@ impl Models {
                 &config.llm.model,
                 config.llm.api_key.clone(),
             ),
-            timeout: config.llm.timeout,
+            timeout: chat_timeout,
             breaker: Breaker::new("chat", clock.clone()),
         });
         let embed = match (config.embeddings.base_url(), cache) {
             (Some(url), Some(cache)) => Some(EmbedPart {
                 client: EmbedClient::new(http(config.embeddings.timeout), url, &config.embeddings),
-                timeout: config.embeddings.timeout,
+                timeout: embed_timeout,
                 floor: config.embeddings.min_similarity,
                 breaker: Breaker::new("embeddings", clock),
                 cache,
