@@ -23,8 +23,10 @@
 //!   ├─ messages limit                               ─▶ "try again in N minutes", then silence (limits)
 //!   ├─ session = stored, or a new one for the member
 //!   ├─ understand the message, using the session    (assistant; buttons as text, places, media)
+//!   │    (and, only when the rules are unsure and [llm] is set, a chat model)   (models)
 //!   ├─ searches limit, only if a search really runs (limits)
 //!   ├─ answer: search, WhatsApp-formatted reply     (assistant)
+//!   │    (a search that finds no one: closest matches by meaning, with [embeddings])
 //!   ├─ record the exchange, save                    (durable before answering in strict mode)
 //!   └─ render TwiML, split at 1,600 characters      ─▶ 200 text/xml   (twilio::twiml)
 //! ```
