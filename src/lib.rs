@@ -23,8 +23,10 @@
 //!   ├─ messages limit                               ─▶ "try again in N minutes", then silence (limits)
 //!   ├─ session = stored, or a new one for the member
 //!   ├─ understand the message, using the session    (assistant; buttons as text, places, media)
+//!   │    (and, only when the rules are unsure and [llm] is set, a chat model)   (models)
 //!   ├─ searches limit, only if a search really runs (limits)
 //!   ├─ answer: search, WhatsApp-formatted reply     (assistant)
+//!   │    (a search that finds no one: closest matches by meaning, with [embeddings])
 //!   ├─ record the exchange, save                    (durable before answering in strict mode)
 //!   └─ render TwiML, split at 1,600 characters      ─▶ 200 text/xml   (twilio::twiml)
 //! ```
@@ -52,6 +54,7 @@
 //! | [`phone`] | [`phone::PhoneNumber`]: parsing any writing into E.164; masking |
 //! | [`directory`] | members, loading the CSV, lookup by phone, generated directories |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
+//! | [`models`] | optional chat and embedding models over an OpenAI-compatible API |
 //! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
 //! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
 //! | [`storage`] | opening the sled database with operator-facing errors |
@@ -74,6 +77,7 @@ pub mod dashboard;
 pub mod directory;
 pub mod limits;
 pub mod metrics;
+pub mod models;
 pub mod phone;
 pub mod server;
 pub mod session;

@@ -22,8 +22,9 @@ use crate::limits::Limits;
 use crate::session::SessionStore;
 
 /// Webhook outcomes that always appear, at zero until they happen.
-pub const OUTCOMES: [&str; 12] = [
+pub const OUTCOMES: [&str; 13] = [
     "answered",
+    "answered-late",
     "duplicate",
     "refused-stranger",
     "silenced-stranger",
@@ -56,6 +57,107 @@ pub struct Metrics {
     directory_members: Gauge,
     directory_loaded_at: Gauge,
     directory_reloads: Family<ResultLabel, Counter>,
+    /// The optional language and embedding models.
+    pub models: ModelMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabel {
+    kind: &'static str,
+    reason: &'static str,
+}
+
+/// Calls to the chat model (`kind="chat"`) and the embeddings server
+/// (`kind="embeddings"`): how many, how they failed, how long they took,
+/// how often the rules answered instead; and how far the member vectors are.
+#[derive(Debug, Clone)]
+pub struct ModelMetrics {
+    calls: Family<KindLabel, Counter>,
+    failures: Family<FailureLabel, Counter>,
+    latency: Family<KindLabel, Histogram, fn() -> Histogram>,
+    fallbacks: Family<KindLabel, Counter>,
+    vectors_ready: Gauge,
+    profiles_embedded: Counter,
+}
+
+impl ModelMetrics {
+    fn register(registry: &mut Registry) -> ModelMetrics {
+        fn latency_histogram() -> Histogram {
+            // 1 ms to ~16 s.
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        }
+        let metrics = ModelMetrics {
+            calls: Family::default(),
+            failures: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram),
+            fallbacks: Family::default(),
+            vectors_ready: Gauge::default(),
+            profiles_embedded: Counter::default(),
+        };
+        registry.register(
+            "roster_model_calls",
+            "Calls to the chat model or the embeddings server",
+            metrics.calls.clone(),
+        );
+        registry.register(
+            "roster_model_failures",
+            "Model calls that failed, by reason",
+            metrics.failures.clone(),
+        );
+        registry.register(
+            "roster_model_latency_seconds",
+            "Latency of model calls",
+            metrics.latency.clone(),
+        );
+        registry.register(
+            "roster_model_fallbacks",
+            "Messages the rules answered alone because a model failed or its breaker was open",
+            metrics.fallbacks.clone(),
+        );
+        registry.register(
+            "roster_embeddings_members",
+            "Members whose profile vector is ready for semantic search",
+            metrics.vectors_ready.clone(),
+        );
+        registry.register(
+            "roster_embeddings_profiles_embedded",
+            "Member profiles sent to the embeddings server (cached ones are not)",
+            metrics.profiles_embedded.clone(),
+        );
+        metrics
+    }
+
+    /// One call of `kind` and how long it took.
+    pub fn call(&self, kind: &'static str, latency: Duration) {
+        self.calls.get_or_create(&KindLabel { kind }).inc();
+        self.latency
+            .get_or_create(&KindLabel { kind })
+            .observe(latency.as_secs_f64());
+    }
+
+    pub fn failure(&self, kind: &'static str, reason: &'static str) {
+        self.failures
+            .get_or_create(&FailureLabel { kind, reason })
+            .inc();
+    }
+
+    pub fn fallback(&self, kind: &'static str) {
+        self.fallbacks.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    pub fn vectors_ready(&self, members: usize) {
+        self.vectors_ready
+            .set(i64::try_from(members).unwrap_or(i64::MAX));
+    }
+
+    pub fn profiles_embedded(&self, count: usize) {
+        self.profiles_embedded.inc_by(count as u64);
+    }
 }
 
 impl Metrics {
@@ -104,7 +206,9 @@ impl Metrics {
             directory_reloads.clone(),
         );
         registry.register_collector(Box::new(StoreCollector { sessions }));
+        let models = ModelMetrics::register(&mut registry);
         Metrics {
+            models,
             registry,
             requests,
             latency,

@@ -30,10 +30,12 @@ use crate::dashboard::{self, Dashboard, Figures};
 use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::session::{SessionStore, StoreError, sweeper};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
 use crate::twilio::SignatureVerifier;
+use crate::twilio::outbox::Outbox;
 use crate::webhook;
 
 /// How the process was started, beyond the configuration.
@@ -81,6 +83,11 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub sessions: Arc<SessionStore>,
     pub metrics: Arc<Metrics>,
+    /// The optional chat and embedding models (`[llm]`, `[embeddings]`).
+    pub models: Arc<Models>,
+    /// Late replies through the Messages API; `None` without
+    /// `twilio.account_sid`.
+    pub outbox: Option<Arc<Outbox>>,
     pub db: sled::Db,
     pub clock: SharedClock,
     /// Open connections and their cap.
@@ -116,6 +123,7 @@ impl AppState {
             Ok(assistant) => {
                 let assistant = Arc::new(assistant);
                 self.assistant.store(Arc::clone(&assistant));
+                self.models.index_directory(Arc::clone(&assistant));
                 let directory = assistant.directory();
                 self.metrics
                     .directory_loaded(directory.len(), self.clock.now_ms() / 1000);
@@ -170,11 +178,30 @@ impl App {
         let connections = Arc::new(Tracker::for_config(&config.server));
         let pending = Arc::new(Pending::new(config.server.max_pending));
         let limits = Arc::new(limits);
-        let metrics = metrics.with_load(
+        let metrics = Arc::new(metrics.with_load(
             Arc::clone(&connections),
             Arc::clone(&pending),
             Arc::clone(&limits),
+        ));
+        let vector_cache = match config.embeddings.base_url() {
+            Some(_) => Some(storage::VectorCache::open(&db)?),
+            None => None,
+        };
+        let models = Models::new(
+            &config,
+            vector_cache,
+            Arc::clone(&metrics),
+            options.clock.clone(),
         );
+        let outbox = match config.twilio.account_sid() {
+            Some(_) => Outbox::new(
+                storage::OutboxTree::open(&db)?,
+                &config.twilio,
+                options.clock.clone(),
+            )
+            .map(Arc::new),
+            None => None,
+        };
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
@@ -182,7 +209,9 @@ impl App {
                 assistant: Arc::new(ArcSwap::from_pointee(assistant)),
                 limits,
                 sessions,
-                metrics: Arc::new(metrics),
+                metrics,
+                models: Arc::new(models),
+                outbox,
                 db,
                 clock: options.clock,
                 connections,
@@ -252,10 +281,15 @@ impl App {
     /// storage is flushed.
     pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
         let state = self.state.clone();
+        state.models.index_directory(state.assistant());
         // Background tasks outlive the HTTP server: requests in flight may
         // still wait on the flusher.
         let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();
         let flusher = tokio::spawn(Arc::clone(&state.sessions).run_flusher(tasks_shutdown.clone()));
+        let outbox = state
+            .outbox
+            .clone()
+            .map(|outbox| tokio::spawn(outbox.run(tasks_shutdown.clone())));
         let limits = Arc::clone(&state.limits);
         let sweeps = std::sync::atomic::AtomicU64::new(0);
         let sweeper = tokio::spawn(sweeper::run(
@@ -299,6 +333,12 @@ impl App {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }
+        }
+        if let Some(Err(e)) = match outbox {
+            Some(task) => Some(task.await),
+            None => None,
+        } {
+            tracing::error!("the outbox sender failed: {e}");
         }
         state.sessions.close().await?;
         tracing::info!("state flushed; bye");

@@ -2,9 +2,10 @@
 //!
 //! Opening it turns sled's errors into ones an operator can act on (the
 //! directory is locked by another `roster`, unreadable, or corrupt). The
-//! trees inside belong to the modules that use them: `session::store`,
-//! `limits`, and the dashboard's figures, which reach their tree through
-//! [`HourTree`] so that no sled type leaves this module for them.
+//! trees inside belong to the modules that use them: `session::store` and
+//! `limits`; the dashboard's figures ([`HourTree`]), the `embeddings` tree
+//! ([`VectorCache`]) and the late-reply outbox ([`OutboxTree`]) are reached
+//! through types kept here, so that no sled type leaves this module for them.
 
 use std::path::{Path, PathBuf};
 
@@ -87,6 +88,142 @@ fn classify(path: &Path, error: sled::Error) -> StorageError {
             path,
             reason: other.to_string(),
         },
+    }
+}
+
+/// Member-profile vectors already computed, in the `embeddings` tree: key
+/// = model name, a zero byte, SHA-1 of the text embedded; value = a version
+/// byte and the vector's `f32`s, little-endian. A restart, or a reload that
+/// changed ten members, embeds those ten only.
+#[derive(Clone)]
+pub struct VectorCache {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for VectorCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorCache")
+            .field("vectors", &self.tree.len())
+            .finish()
+    }
+}
+
+/// The format of a cached vector.
+const VECTOR_VERSION: u8 = 1;
+
+impl VectorCache {
+    /// Opens (creating) the `embeddings` tree of `db`.
+    pub fn open(db: &sled::Db) -> Result<VectorCache, StorageError> {
+        db.open_tree("embeddings")
+            .map(|tree| VectorCache { tree })
+            .map_err(|e| StorageError::Other {
+                path: PathBuf::from("embeddings"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The key of `text` embedded by `model`.
+    pub fn key(model: &str, text: &str) -> Vec<u8> {
+        use sha1::Digest;
+        let mut key = Vec::with_capacity(model.len() + 21);
+        key.extend_from_slice(model.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&sha1::Sha1::digest(text.as_bytes()));
+        key
+    }
+
+    /// The cached vector at `key`; `None` if absent, unreadable or of
+    /// another format (it is then embedded again).
+    pub fn get(&self, key: &[u8]) -> Option<Vec<f32>> {
+        let value = self.tree.get(key).ok()??;
+        let (&version, floats) = value.split_first()?;
+        if version != VECTOR_VERSION || floats.len() % 4 != 0 {
+            return None;
+        }
+        Some(
+            floats
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+
+    /// Stores vectors; a failure only means they are embedded again later.
+    pub fn put(&self, key: &[u8], vector: &[f32]) -> Result<(), StorageError> {
+        let mut value = Vec::with_capacity(1 + vector.len() * 4);
+        value.push(VECTOR_VERSION);
+        for x in vector {
+            value.extend_from_slice(&x.to_le_bytes());
+        }
+        self.tree
+            .insert(key, value)
+            .map(drop)
+            .map_err(|e| StorageError::Other {
+                path: PathBuf::from("embeddings"),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Replies waiting to be sent through Twilio's Messages API, in the
+/// `outbox` tree (key: the inbound MessageSid; value: the owner's encoding).
+/// An entry stays until Twilio accepted every part, so a crash or restart
+/// sends it afterwards.
+#[derive(Clone)]
+pub struct OutboxTree {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for OutboxTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxTree")
+            .field("pending", &self.tree.len())
+            .finish()
+    }
+}
+
+fn outbox_error(e: sled::Error) -> StorageError {
+    StorageError::Other {
+        path: PathBuf::from("outbox"),
+        reason: e.to_string(),
+    }
+}
+
+impl OutboxTree {
+    pub fn open(db: &sled::Db) -> Result<OutboxTree, StorageError> {
+        db.open_tree("outbox")
+            .map(|tree| OutboxTree { tree })
+            .map_err(outbox_error)
+    }
+
+    /// Stores `value` at `key` and flushes it to disk.
+    pub async fn put_durably(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.tree.insert(key, value).map_err(outbox_error)?;
+        self.tree.flush_async().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(outbox_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    pub async fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.tree.remove(key).map_err(outbox_error)?;
+        self.tree.flush_async().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    /// Every entry, oldest key first.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.tree
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
     }
 }
 

@@ -13,6 +13,7 @@
 //! names ([`Assistant::understand_place`]), and a photo or voice note gets a
 //! reply saying what to type instead.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -27,12 +28,16 @@ use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
 use crate::session::{Entry, Session, StoreError};
+use crate::twilio::outbox::Handoff;
 use crate::twilio::{self, Content, FormError, Inbound, Location, Reply};
 
 /// How a webhook request ended; logged and (later) counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Answered,
+    /// Not ready by `twilio.reply_deadline`: `<Response/>` now, the reply
+    /// later through the Messages API.
+    AnsweredLate,
     Duplicate,
     RefusedStranger,
     SilencedStranger,
@@ -50,6 +55,7 @@ impl Outcome {
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Answered => "answered",
+            Outcome::AnsweredLate => "answered-late",
             Outcome::Duplicate => "duplicate",
             Outcome::RefusedStranger => "refused-stranger",
             Outcome::SilencedStranger => "silenced-stranger",
@@ -109,7 +115,10 @@ pub async fn whatsapp_webhook(
     body: Bytes,
 ) -> Response {
     let started = Instant::now();
-    let result = handle_message(&app, &uri, &headers, &body).await;
+    let result = match &app.outbox {
+        None => handle_message(&app, &uri, &headers, &body, None).await,
+        Some(_) => handle_by_deadline(&app, uri, headers, body.clone()).await,
+    };
     let latency = started.elapsed();
     let latency_us = latency.as_micros();
     let (outcome, asked) = match &result {
@@ -147,12 +156,14 @@ pub async fn whatsapp_webhook(
     }
 }
 
-/// The flow for one message.
+/// The flow for one message. With `late`, a reply that is ready only after
+/// the webhook gave up goes to the outbox instead.
 async fn handle_message(
     app: &AppState,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    late: Option<&Handoff>,
 ) -> Result<Handled, Rejected> {
     let fields = twilio::parse_form(body)?;
     verify_signature(app, uri, headers, &fields)?;
@@ -179,7 +190,7 @@ async fn handle_message(
         ));
     }
     let mut session = app.sessions.session_for(member, stored.as_deref());
-    let reading = read_message(&assistant, &inbound, &session, member);
+    let reading = read_message(app, &assistant, &inbound, &session, member).await;
     if reading.runs_search()
         && let Verdict::Refused { wait, notify } = app.limits.searches.check(&inbound.from)
     {
@@ -190,8 +201,9 @@ async fn handle_message(
             reply.to_twiml(),
         ));
     }
-    let (twiml, entry) = respond(app, &assistant, &reading, member);
+    let (twiml, entry) = respond(app, &assistant, &reading, member).await;
     let asked = Asked::of(&entry);
+    let twiml = queue_if_late(app, late, &inbound, &fields, twiml).await?;
     record_exchange(app, &mut session, entry, reading.runs_search());
     app.sessions
         .save(session, stored.as_deref(), sent(&inbound, &twiml))
@@ -200,6 +212,112 @@ async fn handle_message(
         asked,
         ..Handled::new(Outcome::Answered, &inbound, twiml)
     })
+}
+
+/// With `twilio.account_sid`: the flow runs on its own task, and at
+/// `twilio.reply_deadline` the webhook answers `<Response/>` while the
+/// reply goes out later through the outbox.
+async fn handle_by_deadline(
+    app: &AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Handled, Rejected> {
+    let phone = {
+        let fields = twilio::parse_form(&body)?;
+        Inbound::from_form(&fields, app.config.directory.default_region)?.from
+    };
+    let handoff = Arc::new(Handoff::default());
+    let mut task = tokio::spawn({
+        let app = app.clone();
+        let handoff = Arc::clone(&handoff);
+        async move {
+            let result = handle_message(&app, &uri, &headers, &body, Some(&handoff)).await;
+            // Replies other than answers (refusals, STOP) that came late.
+            if let Ok(handled) = &result
+                && handoff.claim_late()
+                && let Err(e) = queue_reply(&app, &body, &handled.twiml).await
+            {
+                tracing::error!(phone = %handled.phone.masked(), "a late reply was lost: {e}");
+            }
+            result
+        }
+    });
+    let joined = match tokio::time::timeout(app.config.twilio.reply_deadline, &mut task).await {
+        Ok(joined) => joined,
+        Err(_) if handoff.give_up() => {
+            return Ok(Handled {
+                outcome: Outcome::AnsweredLate,
+                phone,
+                twiml: Reply::silence().to_twiml(),
+                asked: None,
+            });
+        }
+        // Claimed in time a moment ago: it is being saved.
+        Err(_) => task.await,
+    };
+    joined.unwrap_or_else(|e| Err(Rejected::Storage(StoreError::Task(e.to_string()))))
+}
+
+/// The reply itself, or (when the webhook already gave up on it) silence
+/// to remember for the MessageSid, with the reply queued in the outbox.
+async fn queue_if_late(
+    app: &AppState,
+    late: Option<&Handoff>,
+    inbound: &Inbound,
+    fields: &twilio::FormFields<'_>,
+    twiml: String,
+) -> Result<String, StoreError> {
+    let Some(handoff) = late else {
+        return Ok(twiml);
+    };
+    if !handoff.claim_late() {
+        return Ok(twiml);
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_ref())
+    };
+    if let (Some(outbox), Some(sid)) = (&app.outbox, &inbound.message_sid) {
+        outbox
+            .enqueue(
+                sid,
+                field("From"),
+                field("To"),
+                twilio::twiml::parse_messages(&twiml),
+            )
+            .await
+            .map_err(|e| StoreError::Flush(e.to_string()))?;
+    }
+    Ok(Reply::silence().to_twiml())
+}
+
+/// Queues `twiml` for the sender of the form in `body`.
+async fn queue_reply(app: &AppState, body: &[u8], twiml: &str) -> Result<(), String> {
+    let fields = twilio::parse_form(body).map_err(|e| e.to_string())?;
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_ref())
+    };
+    let (Some(outbox), sid) = (&app.outbox, field("MessageSid")) else {
+        return Ok(());
+    };
+    if sid.is_empty() {
+        return Ok(());
+    }
+    outbox
+        .enqueue(
+            sid,
+            field("From"),
+            field("To"),
+            twilio::twiml::parse_messages(twiml),
+        )
+        .await
+        .map_err(|e| e.to_string())
 }
 
 impl Handled {
@@ -248,8 +366,11 @@ impl Reading {
     }
 }
 
-/// Reads the message in its conversation, whatever it carries.
-fn read_message(
+/// Reads the message in its conversation, whatever it carries: text by
+/// the rules, and by the chat model when they are unsure and one is
+/// configured (bounded by `llm.timeout`).
+async fn read_message(
+    app: &AppState,
     assistant: &Assistant,
     inbound: &Inbound,
     session: &Session,
@@ -258,7 +379,11 @@ fn read_message(
     let reading = match inbound.content() {
         Content::Text(text) => Reading::Understood {
             query: text.to_owned(),
-            understanding: Box::new(assistant.understand(text, session, member)),
+            understanding: Box::new(
+                app.models
+                    .understand(assistant, text, session, member)
+                    .await,
+            ),
         },
         Content::Location(location) => read_place(assistant, location, session, member),
         Content::Media(media_type) => Reading::Unreadable {
@@ -339,8 +464,10 @@ fn example_search(directory: &Directory) -> String {
         )
 }
 
-/// The reply's TwiML and the session entry of the exchange.
-fn respond(
+/// The reply's TwiML and the session entry of the exchange: the closest
+/// members by meaning when the rules found no one and an embeddings server
+/// is configured (bounded by `embeddings.timeout`), else the rules' answer.
+async fn respond(
     app: &AppState,
     assistant: &Assistant,
     reading: &Reading,
@@ -352,8 +479,17 @@ fn respond(
             query,
             understanding,
         } => {
-            let answer = assistant.answer(understanding, member);
-            let entry = answer.entry(query, now_ms, understanding);
+            let (answer, entry) = match app.models.closest(assistant, understanding, query).await {
+                Some((closest, answer)) => {
+                    let entry = answer.entry(query, now_ms, &closest);
+                    (answer, entry)
+                }
+                None => {
+                    let answer = assistant.answer(understanding, member);
+                    let entry = answer.entry(query, now_ms, understanding);
+                    (answer, entry)
+                }
+            };
             (Reply::text(&answer.text).to_twiml(), entry)
         }
         Reading::Unreadable { query, reply } => {

@@ -30,6 +30,7 @@ mod answer;
 mod concepts;
 mod field;
 mod index;
+pub(crate) mod model_reading;
 mod names;
 mod place;
 mod postings;
