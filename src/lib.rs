@@ -54,7 +54,8 @@
 //! | [`assistant`] | understanding a message, searching, composing the reply |
 //! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
 //! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
-//! | [`storage`] | opening the sled database with operator-facing errors |
+//! | [`storage`] | opening the sled database with operator-facing errors; whether the data dir can still be written |
+//! | [`datacheck`] | `roster check-data`: what a stopped data dir holds and what cannot be read |
 //! | [`admin`], [`metrics`] | the operator's views over HTTP |
 //! | [`backup`] | export and import as JSON lines |
 //! | [`client`], [`commands`], [`chat`] | the CLI's side: admin client, operator commands, the chat simulator |
@@ -69,6 +70,7 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod datacheck;
 pub mod directory;
 pub mod limits;
 pub mod metrics;

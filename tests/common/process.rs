@@ -14,6 +14,8 @@ pub struct RosterProcess {
     pub addr: SocketAddr,
     /// Every stderr line seen so far is forwarded here.
     pub lines: mpsc::Receiver<String>,
+    /// The lines logged before "roster is ready" (start-up).
+    pub startup: Vec<String>,
 }
 
 /// A `roster` command with a clean environment rooted in `dir`.
@@ -66,7 +68,13 @@ impl RosterProcess {
                     .expect("bind field")
                     .parse()
                     .expect("address");
-                return RosterProcess { child, addr, lines };
+                seen.push(line);
+                return RosterProcess {
+                    child,
+                    addr,
+                    lines,
+                    startup: seen,
+                };
             }
             seen.push(line);
         }
