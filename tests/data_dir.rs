@@ -302,3 +302,65 @@ async fn a_data_dir_sled_cannot_read_is_called_corrupt_without_advice_to_start_e
         "{stdout}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_deleted_while_serving_stops_the_acknowledgements_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let server = RosterProcess::start(serve(dir.path()));
+    fill(&server, 3).await;
+    std::fs::remove_dir_all(&state).unwrap();
+
+    // The next message is not acknowledged: its flush finds the data dir gone.
+    let fields = whatsapp_form(MEMBER, "after", "SMafter0000000000000000000000001");
+    let response = server.post_signed(&fields).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let ready = reqwest::get(server.url("/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["storageFailure"]["kind"], "data-dir", "{ready}");
+    assert!(
+        ready["storageFailure"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is gone"),
+        "{ready}"
+    );
+    // And none after it either.
+    let fields = whatsapp_form(ASHA, "later", "SMafter0000000000000000000000002");
+    assert_eq!(server.post_signed(&fields).await.status(), 503);
+
+    let (status, lines) = server.terminate();
+    let log = lines.join("\n");
+    assert_ne!(
+        status.code(),
+        Some(0),
+        "a stop that saved nothing is no clean exit"
+    );
+    assert!(!log.contains("state flushed"), "{log}");
+    assert!(
+        log.contains("state not flushed") && log.contains("went nowhere"),
+        "{log}"
+    );
+
+    // A restart starts on an empty data dir and claims nothing.
+    let server = RosterProcess::start(serve(dir.path()));
+    for phone in PHONES {
+        let response = reqwest::Client::new()
+            .get(server.url(&format!("/admin/sessions/{phone}")))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{phone}");
+    }
+    // The message refused with 503 is handled when Twilio retries it.
+    let fields = whatsapp_form(MEMBER, "after", "SMafter0000000000000000000000001");
+    assert_eq!(server.post_signed(&fields).await.status(), 200);
+    let session = server
+        .admin_json(&format!("/admin/sessions/{MEMBER}"))
+        .await;
+    assert_eq!(session["messageCount"], 1);
+    assert_eq!(server.terminate().0.code(), Some(0));
+}
