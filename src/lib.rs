@@ -38,8 +38,12 @@
 //! for the layout and why it writes single keys in a crash-safe order rather
 //! than batches) and the `limits` tree (governor GCRA state as absolute
 //! times; see [`limits`]). Every stored value starts with a format-version
-//! byte ([`session::codec`]). Background tasks (the group-commit flusher and
-//! the sweeper) stop on shutdown, after which everything is flushed.
+//! byte ([`session::codec`]). Background tasks (the group-commit flusher,
+//! the sweeper and the storage watcher) stop on shutdown, after which
+//! everything is flushed. A failed write or flush, or a data dir deleted or
+//! replaced while serving, puts storage out of service: writes get 503 at
+//! once, and once the disk takes writes again the process exits for its
+//! supervisor to restart it ([`storage`]).
 //!
 //! # Modules
 //!
