@@ -1,7 +1,9 @@
 //! The assistant per message: understand + search + reply, on generated
 //! directories of 1,000 and 100,000 members, for a spread of messages (a
 //! structured search with an alias, an alumni question, a name, typos,
-//! free words over a quarter of the directory, a follow-up page); and the
+//! free words over a quarter of the directory, a follow-up page, a role
+//! noun, an organisation by another writing, a surname, Hinglish, a
+//! profession no one has, a narrowing follow-up); and the
 //! index build at 100,000 members. After criterion, a plain timing loop
 //! prints p50/p99/max per message (criterion reports means).
 //!
@@ -28,6 +30,12 @@ const MESSAGES: &[(&str, &str)] = &[
     ("typos", "docter in Banglore"),
     ("free-words", "engineers in Pune"),
     ("follow-up", "more"),
+    ("role-noun", "orthopaedic surgeons in Pune"),
+    ("organisation", "anyone at Sharma and Co"),
+    ("surname", "anyone with the surname Pillai"),
+    ("hinglish", "koi doctor hai kya Pune mein"),
+    ("no-such-role", "any plumbers in Pune?"),
+    ("narrowing", "the one in Koramangala"),
 ];
 
 struct Fixture {

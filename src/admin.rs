@@ -196,6 +196,8 @@ async fn stats(State(app): State<AppState>) -> Response {
         "members": assistant.directory().len(),
         "rateLimitEntries": app.limits.stored_entries(),
         "strangersRemembered": app.limits.strangers.len(),
+        "connections": app.connections.stats(),
+        "shedRequests": app.pending.shed(),
     }))
     .into_response()
 }

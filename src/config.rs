@@ -47,6 +47,18 @@ pub struct ServerConfig {
     /// How long shutdown waits for requests in flight.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// A request header not complete this long after its first byte closes
+    /// the connection.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; at the cap the longest-idle one is
+    /// closed for a new one, which is refused only when all are busy.
+    pub max_connections: usize,
+    /// Most requests in flight; more are answered 503 with Retry-After.
+    pub max_pending: usize,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +68,10 @@ impl Default for ServerConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(10),
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_pending: 2_000,
         }
     }
 }
@@ -219,6 +235,9 @@ pub struct LimitsConfig {
     pub messages_burst: u32,
     /// Searches a quiet member may run at once; 0 means `searches_per_hour`.
     pub searches_burst: u32,
+    /// Strangers (numbers not in the directory) whose hourly refusal is
+    /// remembered; beyond it the least recently seen is forgotten.
+    pub max_strangers: u64,
 }
 
 impl Default for LimitsConfig {
@@ -228,6 +247,7 @@ impl Default for LimitsConfig {
             searches_per_hour: 30,
             messages_burst: 0,
             searches_burst: 0,
+            max_strangers: 100_000,
         }
     }
 }
@@ -334,11 +354,14 @@ fn directory_file_of(layer: &config::Config, place: &str) -> Result<Option<PathB
     }
 }
 
-/// The old Node service's environment names and the keys they set.
 /// The most a rate-limit quota or burst may be: far beyond any real use, and
 /// small enough that a burst of hourly intervals fits the limiter's clock.
 const MAX_QUOTA: u32 = 1_000_000;
 
+/// The most strangers `limits.max_strangers` may remember (~100 bytes each).
+const MAX_STRANGERS: u64 = 10_000_000;
+
+/// The old Node service's environment names and the keys they set.
 const LEGACY_ENV: [(&str, &str); 3] = [
     ("TWILIO_AUTH_TOKEN", "TWILIO__AUTH_TOKEN"),
     ("RATE_LIMIT_MESSAGES_PER_HOUR", "LIMITS__MESSAGES_PER_HOUR"),
@@ -485,6 +508,32 @@ impl Config {
             secs(s.shutdown_timeout),
             "a duration of at most 300s",
         )?;
+        check(
+            s.header_timeout >= Duration::from_millis(100)
+                && s.header_timeout <= Duration::from_secs(300),
+            "server.header_timeout",
+            secs(s.header_timeout),
+            "a duration from 100ms to 300s",
+        )?;
+        check(
+            s.idle_timeout >= Duration::from_millis(100)
+                && s.idle_timeout <= Duration::from_secs(3600),
+            "server.idle_timeout",
+            secs(s.idle_timeout),
+            "a duration from 100ms to 1h",
+        )?;
+        check(
+            (1..=1_000_000).contains(&s.max_connections),
+            "server.max_connections",
+            s.max_connections,
+            "a whole number from 1 to 1000000",
+        )?;
+        check(
+            (1..=1_000_000).contains(&s.max_pending),
+            "server.max_pending",
+            s.max_pending,
+            "a whole number from 1 to 1000000",
+        )?;
         if let Some(url) = self.twilio.public_url() {
             check(
                 (url.starts_with("https://") || url.starts_with("http://"))
@@ -579,6 +628,12 @@ impl Config {
                 "a whole number from 0 (the hourly quota) to 1000000",
             )?;
         }
+        check(
+            (1..=MAX_STRANGERS).contains(&l.max_strangers),
+            "limits.max_strangers",
+            l.max_strangers,
+            "a whole number from 1 to 10000000",
+        )?;
         check(
             !self.metrics.require_token || self.admin.token().is_some(),
             "metrics.require_token",

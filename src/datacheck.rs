@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::phone::PhoneNumber;
 use crate::session::Session;
 use crate::session::codec::{self, CodecError};
-use crate::session::replies::SeenReply;
+use crate::session::replies::{PhoneReply, SeenReply};
 use crate::storage;
 
 /// How many unreadable values are described one by one.
@@ -344,8 +344,18 @@ fn read_opt_outs(tree: &sled::Tree, report: &mut DataReport) {
 fn read_replies(name: &str, tree: &sled::Tree, now_ms: u64, report: &mut DataReport) {
     report.reply_windows += 1;
     for (_, value) in entries(name, tree, report) {
-        match codec::decode::<SeenReply>("remembered reply", codec::SEEN_V1, &value) {
-            Ok(reply) if reply.expires_at_ms <= now_ms => report.expired_replies += 1,
+        // Format 2 names the phone the reply went to; format 1 (older
+        // data dirs) does not.
+        let expires_at_ms = match value.first() {
+            Some(&codec::SEEN_V2) => {
+                codec::decode::<PhoneReply>("remembered reply", codec::SEEN_V2, &value)
+                    .map(|reply| reply.expires_at_ms)
+            }
+            _ => codec::decode::<SeenReply>("remembered reply", codec::SEEN_V1, &value)
+                .map(|reply| reply.expires_at_ms),
+        };
+        match expires_at_ms {
+            Ok(expires_at_ms) if expires_at_ms <= now_ms => report.expired_replies += 1,
             Ok(_) => report.remembered_replies.readable += 1,
             Err(e) => {
                 report.remembered_replies.unreadable += 1;

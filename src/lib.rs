@@ -74,6 +74,7 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod connections;
 pub mod datacheck;
 pub mod directory;
 pub mod limits;

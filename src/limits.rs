@@ -30,7 +30,16 @@
 //! A refused member gets one friendly reply that says when to try again;
 //! further refusals in the same stretch are silent (an empty `<Response/>`
 //! costs nothing). The end of the stretch is stored beside the TAT.
-//! Strangers get one polite refusal an hour from an in-memory limiter.
+//! Strangers get one polite refusal an hour from an in-memory limiter that
+//! remembers at most `limits.max_strangers` numbers (default 100,000), the
+//! least recently seen forgotten first.
+//!
+//! # Memory
+//!
+//! Every per-phone structure in memory is bounded: strangers by
+//! `limits.max_strangers`; the TATs kept in memory are members' only (a
+//! stranger is refused before any quota is checked), so the directory
+//! bounds them, and they are dropped once their bucket has refilled.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -42,7 +51,6 @@ use governor::clock::Clock as GovernorClock;
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::StateStore;
-use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use serde::Serialize;
 
@@ -437,7 +445,10 @@ impl Limits {
                 config.searches_burst,
                 clock.clone(),
             ),
-            strangers: StrangerLimiter::new(clock.clone()),
+            strangers: StrangerLimiter::new(
+                clock.clone(),
+                usize::try_from(config.max_strangers).unwrap_or(usize::MAX),
+            ),
             tree,
             clock,
         })
@@ -508,41 +519,72 @@ impl Limits {
     }
 }
 
-/// A keyed in-memory limiter on the wall clock.
-type MemoryLimiter =
-    RateLimiter<PhoneNumber, DefaultKeyedStateStore<PhoneNumber>, WallClock, NoOpMiddleware<Nanos>>;
-
-/// One refusal per stranger per hour.
+/// One refusal per stranger per hour, remembered for at most
+/// `limits.max_strangers` numbers: the least recently seen is forgotten
+/// first, so a flood of millions of numbers costs bounded memory. A
+/// stranger forgotten early only gets the polite refusal again sooner.
 #[derive(Debug)]
 pub struct StrangerLimiter {
-    limiter: MemoryLimiter,
+    /// Each stranger's end of silence (ms since the epoch), least recently
+    /// seen first.
+    told_until: std::sync::Mutex<lru::LruCache<PhoneNumber, u64>>,
+    capacity: usize,
+    clock: SharedClock,
 }
 
+/// How long a stranger stays silenced after a refusal.
+const STRANGER_SILENCE_MS: u64 = 3_600_000;
+
 impl StrangerLimiter {
-    pub fn new(clock: SharedClock) -> StrangerLimiter {
-        let quota = Quota::per_hour(NonZeroU32::MIN);
+    /// Remembers at most `capacity` strangers (at least one).
+    pub fn new(clock: SharedClock, capacity: usize) -> StrangerLimiter {
         StrangerLimiter {
-            limiter: RateLimiter::dashmap_with_clock(quota, WallClock::new(clock)),
+            // Unbounded in the type, bounded below: no table is reserved
+            // for strangers who never come.
+            told_until: std::sync::Mutex::new(lru::LruCache::unbounded()),
+            capacity: capacity.max(1),
+            clock,
         }
+    }
+
+    fn told(&self) -> std::sync::MutexGuard<'_, lru::LruCache<PhoneNumber, u64>> {
+        self.told_until.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether this stranger should get the polite refusal now (else silence).
     pub fn may_reply(&self, phone: &PhoneNumber) -> bool {
-        self.limiter.check_key(phone).is_ok()
+        let now = self.clock.now_ms();
+        let mut told = self.told();
+        if told.get(phone).is_some_and(|&until| until > now) {
+            return false;
+        }
+        if !told.contains(phone) {
+            while told.len() >= self.capacity {
+                told.pop_lru();
+            }
+        }
+        told.put(*phone, now.saturating_add(STRANGER_SILENCE_MS));
+        true
     }
 
     /// Forgets strangers whose hour has passed.
     pub fn forget_idle(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
+        let now = self.clock.now_ms();
+        self.told().retain(|_, &mut until| until > now);
     }
 
+    /// Strangers remembered now (at most the capacity).
     pub fn len(&self) -> usize {
-        self.limiter.len()
+        self.told().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.limiter.is_empty()
+        self.told().is_empty()
+    }
+
+    /// The most strangers remembered at once (`limits.max_strangers`).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 }
 

@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::connections::{Pending, Tracker};
+use crate::limits::Limits;
 use crate::session::SessionStore;
 use crate::storage::FailureKind;
 
@@ -111,6 +113,22 @@ impl Metrics {
             directory_loaded_at,
             directory_reloads,
         }
+    }
+
+    /// Adds the connections, the requests in flight and the strangers
+    /// remembered, read at scrape time.
+    pub fn with_load(
+        mut self,
+        connections: Arc<Tracker>,
+        pending: Arc<Pending>,
+        limits: Arc<Limits>,
+    ) -> Metrics {
+        self.registry.register_collector(Box::new(LoadCollector {
+            connections,
+            pending,
+            limits,
+        }));
+        self
     }
 
     /// Counts one webhook request and its latency.
@@ -245,6 +263,85 @@ impl StoreCollector {
             None,
             refused.metric_type(),
         )?)?;
+        Ok(())
+    }
+}
+
+/// Reads the connection tracker, overload shedding and the strangers'
+/// memory at scrape time.
+#[derive(Debug)]
+struct LoadCollector {
+    connections: Arc<Tracker>,
+    pending: Arc<Pending>,
+    limits: Arc<Limits>,
+}
+
+impl Collector for LoadCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.connections.stats();
+        let int = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let gauges: [(&str, &str, i64); 5] = [
+            (
+                "roster_connections_open",
+                "Open HTTP connections",
+                int(c.open),
+            ),
+            (
+                "roster_connections_idle",
+                "Open connections waiting for a request",
+                int(c.idle),
+            ),
+            (
+                "roster_connections_max",
+                "The cap on open connections (server.max_connections, after the open-file limit)",
+                int(c.max),
+            ),
+            (
+                "roster_requests_in_flight",
+                "Requests being handled (server.max_pending sheds beyond)",
+                int(self.pending.in_flight()),
+            ),
+            (
+                "roster_strangers_remembered",
+                "Strangers whose hourly refusal is remembered (at most limits.max_strangers)",
+                int(self.limits.strangers.len()),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        let counters: [(&str, &str, u64); 4] = [
+            (
+                "roster_connections_evicted",
+                "Idle connections closed to make room at the cap",
+                c.evicted,
+            ),
+            (
+                "roster_connections_refused",
+                "New connections refused with 503: every open one was busy",
+                c.refused,
+            ),
+            (
+                "roster_connections_timed_out",
+                "Connections closed by server.header_timeout or server.idle_timeout",
+                c.timed_out,
+            ),
+            (
+                "roster_requests_shed",
+                "Requests answered 503 because server.max_pending were in flight",
+                self.pending.shed(),
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
 }

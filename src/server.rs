@@ -25,6 +25,7 @@ use crate::admin;
 use crate::assistant::{Assistant, Synonyms};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::connections::{self, Pending, Tracker};
 use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -83,6 +84,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub db: sled::Db,
     pub clock: SharedClock,
+    /// Open connections and their cap.
+    pub connections: Arc<Tracker>,
+    /// Requests in flight, for overload shedding.
+    pub pending: Arc<Pending>,
 }
 
 impl AppState {
@@ -153,16 +158,26 @@ impl App {
         let sessions = Arc::new(sessions);
         let metrics = Metrics::new(Arc::clone(&sessions));
         metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
+        let connections = Arc::new(Tracker::for_config(&config.server));
+        let pending = Arc::new(Pending::new(config.server.max_pending));
+        let limits = Arc::new(limits);
+        let metrics = metrics.with_load(
+            Arc::clone(&connections),
+            Arc::clone(&pending),
+            Arc::clone(&limits),
+        );
         Ok(App {
             state: AppState {
                 config: Arc::new(config),
                 verifier,
                 assistant: Arc::new(ArcSwap::from_pointee(assistant)),
-                limits: Arc::new(limits),
+                limits,
                 sessions,
                 metrics: Arc::new(metrics),
                 db,
                 clock: options.clock,
+                connections,
+                pending,
             },
         })
     }
@@ -188,6 +203,10 @@ impl App {
                 StatusCode::REQUEST_TIMEOUT,
                 server.request_timeout,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::clone(&self.state.pending),
+                connections::shed_overload,
+            ))
             .with_state(self.state.clone())
     }
 
@@ -204,6 +223,8 @@ impl App {
             data_dir = %state.config.storage.data_dir.display(),
             durability = ?state.config.storage.durability,
             signatures_verified = state.verifier.is_some(),
+            max_connections = state.connections.settings().max_connections,
+            open_file_limit = connections::open_file_limit(),
             "roster is ready"
         );
         log_rejections(directory);
@@ -253,12 +274,15 @@ impl App {
         let shutdown = shutdown.or_else(async move { health.wait_for_restart().await });
 
         let grace = state.config.server.shutdown_timeout;
-        let mut stop = shutdown.clone();
-        let server = axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move { stop.recv().await });
+        let server = connections::serve(
+            listener,
+            self.router(),
+            Arc::clone(&state.connections),
+            shutdown.clone(),
+        );
         let mut deadline = shutdown.clone();
-        let served = tokio::select! {
-            result = server => result,
+        let served: anyhow::Result<()> = tokio::select! {
+            () = server => Ok(()),
             () = async move {
                 deadline.recv().await;
                 tokio::time::sleep(grace).await;
@@ -322,6 +346,10 @@ pub fn load_assistant(config: &Config) -> Result<Assistant, LoadError> {
 /// `roster serve`: builds the app, binds, and serves until SIGINT/SIGTERM.
 pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
     let bind = config.server.bind;
+    match connections::raise_open_file_limit() {
+        Some(limit) => tracing::info!(open_file_limit = limit, "open-file limit"),
+        None => tracing::info!("no open-file limit"),
+    }
     let app = App::build(config, options)?;
     let listener = TcpListener::bind(bind)
         .await

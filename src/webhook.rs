@@ -222,14 +222,15 @@ impl Handled {
     }
 }
 
-/// The reply already sent for this MessageSid, when Twilio delivers it again.
+/// The reply already sent to this phone for this MessageSid, when Twilio
+/// delivers it again; never a reply that went to another phone.
 fn remembered_reply(
     app: &AppState,
     inbound: &Inbound,
     stored: Option<&Session>,
 ) -> Result<Option<String>, StoreError> {
     match &inbound.message_sid {
-        Some(sid) => app.sessions.seen(sid, stored),
+        Some(sid) => app.sessions.reply_for(&inbound.from, sid, stored),
         None => Ok(None),
     }
 }

@@ -364,3 +364,28 @@ async fn a_data_dir_deleted_while_serving_stops_the_acknowledgements_and_says_wh
     assert_eq!(session["messageCount"], 1);
     assert_eq!(server.terminate().0.code(), Some(0));
 }
+
+#[test]
+fn check_data_reads_a_data_dir_written_by_an_earlier_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, stdout, stderr) = check_data(
+        dir.path(),
+        &[
+            "--json",
+            "--data-dir",
+            fixture("datadir-v1").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let sessions = &report["sessions"];
+    assert!(
+        sessions["live"].as_u64().unwrap() + sessions["expired"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    let replies = &report["rememberedReplies"];
+    assert!(
+        replies["readable"].as_u64().unwrap() + report["expiredReplies"].as_u64().unwrap() > 0,
+        "format-1 replies are read: {report}"
+    );
+}

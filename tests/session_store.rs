@@ -105,7 +105,7 @@ impl Harness {
     async fn seen(&self, sid: &str, phone: &roster::phone::PhoneNumber) -> Option<String> {
         let _turn = self.store.lock(*phone).await;
         let stored = self.store.load_in_turn(phone).await.unwrap();
-        self.store.seen(sid, stored.as_deref()).unwrap()
+        self.store.reply_for(phone, sid, stored.as_deref()).unwrap()
     }
 
     /// Saves a fresh session for `member` that answered `sid` with `twiml`,

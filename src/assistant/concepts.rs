@@ -54,6 +54,20 @@ profession:engineer = engineers
 profession:electrician = electrical works
 profession:carpenter = carpentry
 profession:company secretary = cs professional
+profession:baker = bakery, home baker
+profession:tailor = tailoring, boutique
+profession:painter = painting contractor
+profession:driver = chauffeur
+profession:chef = cook, caterer, catering
+profession:mechanic = auto mechanic
+profession:beautician = beauty parlour, salon
+profession:gardener = gardening, landscaper
+profession:jeweller = jeweler, jewellery
+profession:astrologer = astrology
+profession:dietician = dietitian, nutritionist
+profession:physiotherapist = physio, physiotherapy
+profession:veterinarian = vet, veterinary doctor
+profession:journalist = reporter
 specialty:cardiology = cardiac, cardio, heart, cardiovascular, cardiac sciences, cardiothoracic
 specialty:dermatology = skin, derma, skin care, cosmetology, dermatology and cosmetology
 specialty:orthopedics = orthopaedics, ortho, bones, bone, joints, bone and joint, orthopedic surgery, orthopaedic surgery
@@ -287,6 +301,18 @@ impl Concepts {
                 term: synonym.term.clone(),
                 meaning,
             });
+        }
+        // A profession no one here has is still a word members use for
+        // what they ask: "architects" answers that there are none.
+        // Single words only: "civil engineers" may still be read from the
+        // directory's own `Civil` and `Engineer`.
+        for concept in TABLE.iter().filter(|c| c.field == Field::Profession) {
+            if self.value(concept.field, &concept.id).is_none() && !concept.id.contains(' ') {
+                entries.push(Synonym {
+                    term: concept.id.clone(),
+                    meaning: Meaning::Missing(display(&concept.id)),
+                });
+            }
         }
         for (field, other, main) in &self.aliases {
             entries.push(Synonym {

@@ -11,6 +11,7 @@
 //! last search's entities, its page and the ids shown), so follow-ups work
 //! the same after a restart.
 
+use super::concepts;
 use super::field::Field;
 use super::index::SearchIndex;
 use super::text::{self, Word};
@@ -63,7 +64,7 @@ pub(crate) struct Parsed {
     pub narrow_cue: bool,
     /// Things asked for that the directory has no one for ("plumbers"),
     /// as a reply names them.
-    pub missing: Vec<String>,
+    pub missing: Vec<(usize, String)>,
     /// Where phrases naming whom to look for start ("yoga *teachers*"):
     /// an unknown word right before one qualifies it.
     pub subject_starts: Vec<usize>,
@@ -361,7 +362,7 @@ impl Reader<'_> {
                     {
                         parsed.subject_starts.push(i);
                     }
-                    apply(parsed, reading);
+                    apply(parsed, i, reading);
                     i += len.max(1);
                     if parsed.subject_starts.last() == Some(&(i - len.max(1))) {
                         last_subject_end = i;
@@ -408,7 +409,7 @@ impl Reader<'_> {
         let Some(word) = texts.get(i) else {
             return false;
         };
-        if !names.is_name_word(word) {
+        if !names.is_name_word(word) && !self.org_words.iter().any(|w| w == word) {
             return false;
         }
         let short = self
@@ -420,13 +421,14 @@ impl Reader<'_> {
             .flatten()
             .filter_map(|j| texts.get(j))
             .any(|w| {
-                names.is_name_word(w)
-                    && self
-                        .vocabulary
-                        .phrase(w)
-                        .is_none_or(|s| s.short_form_only)
+                let initial = w.chars().count() == 1 && !matches!(*w, "a" | "i" | "u");
+                initial
+                    || (names.is_name_word(w)
+                        && self.vocabulary.phrase(w).is_none_or(|s| s.short_form_only))
             });
-        short && beside_a_name
+        // "Hi Deccan": the organisation's own name, not a search.
+        let own_name = self.org_words.iter().any(|w| w == word);
+        short && (beside_a_name || own_name)
     }
 
     /// A word that means nothing here and reads as the head of what came
@@ -543,9 +545,7 @@ impl Reader<'_> {
             parsed.foreign_words = true;
             rest.foreign.get_or_insert_with(|| original.to_owned());
         } else if text.len() >= 2 && text.bytes().all(|b| b.is_ascii_lowercase()) {
-            let after_place_word = before.is_some_and(words::is_place_preposition);
-            let written_as_a_name = original.chars().next().is_some_and(char::is_uppercase);
-            if after_place_word && (written_as_a_name || after.is_none()) {
+            if before.is_some_and(words::is_place_preposition) {
                 // "electricians in Surat" where no member is in Surat: the
                 // place asked for, which finds no one, not every city.
                 rest.unknown_place.get_or_insert_with(|| capitalised(text));
@@ -555,37 +555,22 @@ impl Reader<'_> {
         }
     }
 
-    /// Settles what depends on the whole message: names, what was asked
-    /// for that no one is, cardinal positions.
+    /// Settles what depends on the whole message: names, places no one is
+    /// in, free words, what was asked for that no one is.
     fn finish(&self, mut rest: Rest<'_>, texts: &[&str], parsed: &mut Parsed) {
-        // An unknown word beside a name is the rest of that name: "is there
-        // a Rahul Dravid" asks for Rahul Dravid, not for every Rahul.
-        for &(i, word) in &rest.unknown_words {
-            let beside_a_name = rest
-                .name_words
-                .iter()
-                .any(|&(j, _)| j + 1 == i || i + 1 == j);
-            if beside_a_name {
-                rest.name_words.push((i, word));
-            }
-        }
-        rest.name_words.sort_by_key(|&(i, _)| i);
-        rest.name_words.dedup_by_key(|&mut (i, _)| i);
-        if let Some(name) = self.name(&rest.name_words) {
-            parsed.entities.name = Some(name);
-        }
+        self.settle_name(&mut rest, parsed);
+        let searching =
+            parsed.entities.has_constraints() || texts.iter().any(|w| words::is_search_verb(w));
         if parsed.entities.city.is_none()
             && parsed.entities.area.is_none()
             && let Some(place) = rest.unknown_place.take()
             && (parsed.entities.names_a_subject()
                 || !rest.unknown_roles.is_empty()
                 || !parsed.missing.is_empty()
-                || texts.iter().any(|w| words::is_search_verb(w)))
+                || searching)
         {
             parsed.entities.city = Some(place);
         }
-        let searching =
-            parsed.entities.has_constraints() || texts.iter().any(|w| words::is_search_verb(w));
         // What was asked for that no vocabulary, name or text knows: "any
         // plumbers in Pune" finds no one, and says so, rather than listing
         // Pune; "find yoga teachers" looks for teachers matching "yoga".
@@ -600,84 +585,18 @@ impl Reader<'_> {
             }
         }
         asked.sort();
-        let missing: Vec<String> = std::mem::take(&mut parsed.missing);
-        let has_subject = parsed.entities.names_a_subject();
-        // Free words count where they can be what is asked: with nothing
-        // else asked, right beside what is, or after "who knows", "with",
-        // "in". "an architect in Pune for my new office" is about the
-        // architect, not the office.
-        for (i, word) in std::mem::take(&mut rest.free_words) {
-            let beside = parsed
-                .subject_starts
-                .iter()
-                .any(|&s| s == i + 1 || s + 1 == i);
-            let cued = i
-                .checked_sub(1)
-                .and_then(|j| texts.get(j))
-                .is_some_and(|w| words::is_topic_cue(w))
-                || texts.get(i + 1).is_some_and(|w| words::is_language_cue(w));
-            if !has_subject || beside || cued {
-                parsed.entities.keywords.push(word);
-            }
-        }
-        let has_subject = parsed.entities.names_a_subject();
-        if !has_subject && parsed.entities.name.is_none() {
-            if let Some(first) = missing.first() {
-                parsed.entities.profession = Some(first.clone());
-            } else if !asked.is_empty() {
-                let roles = asked.iter().any(|(_, w)| words::looks_like_a_role(w));
-                let contiguous = asked.windows(2).all(|p| p[0].0 + 1 == p[1].0);
-                if roles && contiguous && asked.len() <= 3 {
-                    // "find a yoga teacher": one thing asked for.
-                    let phrase: Vec<&str> = asked.iter().map(|(_, w)| w.as_str()).collect();
-                    parsed.entities.profession = Some(super::concepts::display(&phrase.join(" ")));
-                } else if roles {
-                    // Many words: the last role-like one is what is asked
-                    // for, the others qualify it.
-                    let at = asked
-                        .iter()
-                        .rposition(|(_, w)| words::looks_like_a_role(w))
-                        .unwrap_or_default();
-                    let (_, role) = asked.remove(at);
-                    parsed.entities.profession = Some(super::concepts::display(&role));
-                    parsed
-                        .entities
-                        .keywords
-                        .extend(asked.iter().map(|(_, w)| w.clone()));
-                } else {
-                    // "find Kabir": a name no member has.
-                    parsed.entities.name = Some(
-                        asked
-                            .iter()
-                            .map(|(_, w)| capitalised(w))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    );
-                }
-            } else if let Some(foreign) = rest.foreign.take()
-                && (parsed.entities.has_constraints() || searching)
-            {
-                // "सूरत में इंजीनियर" with no engineer here: what was asked,
-                // as written, finds no one.
-                parsed.entities.profession = Some(foreign);
-            }
-        } else {
-            for what in missing {
-                let word = text::key(&what);
-                if !parsed.entities.keywords.contains(&word) {
-                    parsed.entities.keywords.push(word);
-                }
-            }
-            for (i, word) in asked {
-                // An unknown word qualifies what is asked only right before
-                // it ("yoga teachers"); elsewhere it is filler, which must
-                // not empty the result.
-                let qualifies = parsed.subject_starts.contains(&(i + 1))
-                    || (words::looks_like_a_role(&word) && subject_position(i, texts));
-                if qualifies && !parsed.entities.keywords.contains(&word) {
-                    parsed.entities.keywords.push(word);
-                }
-            }
+        settle_free_words(std::mem::take(&mut rest.free_words), texts, parsed);
+        let missing = std::mem::take(&mut parsed.missing);
+        if parsed.entities.names_a_subject() || parsed.entities.name.is_some() {
+            qualify(missing, asked, texts, parsed);
+        } else if !missing.is_empty() || !asked.is_empty() {
+            ask_for_the_unknown(missing, asked, parsed);
+        } else if let Some(foreign) = rest.foreign.take()
+            && searching
+        {
+            // "सूरत में इंजीनियर" with no engineer here: what was asked, as
+            // written, finds no one.
+            parsed.entities.profession = Some(foreign);
         }
         self.prefer_specialty(&mut parsed.entities);
         parsed.entities.keywords.dedup();
@@ -720,7 +639,7 @@ impl Reader<'_> {
         // "pleaseee", "doctorsss", and British or American spellings.
         for other in text::squeezed(text)
             .into_iter()
-            .chain(std::iter::once(super::concepts::fold(text)))
+            .chain(std::iter::once(concepts::fold(text)))
         {
             if other != text
                 && (self.vocabulary.knows_word(&other) || words::role(&other).is_some())
@@ -1031,6 +950,131 @@ fn subject_position(i: usize, texts: &[&str]) -> bool {
     (wanted_before && before.is_none_or(|w| !words::is_name_cue(w))) || place_after
 }
 
+impl Reader<'_> {
+    /// The name the message asks for: its name words, with the unknown
+    /// words beside them ("is there a Rahul Dravid" asks for Rahul Dravid,
+    /// not for every Rahul).
+    fn settle_name(&self, rest: &mut Rest<'_>, parsed: &mut Parsed) {
+        let beside: Vec<(usize, &str)> = rest
+            .unknown_words
+            .iter()
+            .copied()
+            .filter(|&(i, _)| {
+                rest.name_words
+                    .iter()
+                    .any(|&(j, _)| j + 1 == i || i + 1 == j)
+            })
+            .collect();
+        rest.name_words.extend(beside);
+        rest.name_words.sort_by_key(|&(i, _)| i);
+        rest.name_words.dedup_by_key(|&mut (i, _)| i);
+        if let Some(name) = self.name(&rest.name_words) {
+            parsed.entities.name = Some(name);
+        }
+    }
+}
+
+/// Free words count where they can be what is asked: with nothing else
+/// asked, right beside what is, or after "who knows", "with", "in", "for".
+/// "an architect in Pune for my new office" is about the architect.
+fn settle_free_words(free_words: Vec<(usize, String)>, texts: &[&str], parsed: &mut Parsed) {
+    let has_subject = parsed.entities.names_a_subject();
+    for (i, word) in free_words {
+        let beside = parsed
+            .subject_starts
+            .iter()
+            .any(|&s| s == i + 1 || s + 1 == i);
+        let cued = i
+            .checked_sub(1)
+            .and_then(|j| texts.get(j))
+            .is_some_and(|w| words::is_topic_cue(w))
+            || texts.get(i + 1).is_some_and(|w| words::is_language_cue(w));
+        if !has_subject || beside || cued {
+            parsed.entities.keywords.push(word);
+        }
+    }
+}
+
+/// Whom to look for when nothing known was asked for: the missing thing
+/// ("plumbers"), with the unknown words right before it ("yoga teacher");
+/// else the unknown role-like words; else, for words that are no role at
+/// all, a name no member has ("find Kabir").
+fn ask_for_the_unknown(
+    missing: Vec<(usize, String)>,
+    mut asked: Vec<(usize, String)>,
+    parsed: &mut Parsed,
+) {
+    if let Some((at, what)) = missing.first() {
+        let mut start = *at;
+        let mut qualifiers: Vec<&str> = Vec::new();
+        while let Some((_, word)) = asked.iter().find(|(i, _)| i + 1 == start) {
+            qualifiers.insert(0, word.as_str());
+            start -= 1;
+        }
+        parsed.entities.profession = Some(if qualifiers.is_empty() {
+            what.clone()
+        } else {
+            concepts::display(&format!("{} {}", qualifiers.join(" "), what.to_lowercase()))
+        });
+        return;
+    }
+    let roles = asked.iter().any(|(_, w)| words::looks_like_a_role(w));
+    let contiguous = asked.windows(2).all(|p| p[0].0 + 1 == p[1].0);
+    if roles && contiguous && asked.len() <= 3 {
+        // "find a yoga teacher": one thing asked for.
+        let phrase: Vec<&str> = asked.iter().map(|(_, w)| w.as_str()).collect();
+        parsed.entities.profession = Some(concepts::display(&phrase.join(" ")));
+    } else if roles {
+        // Many words: the last role-like one is what is asked for, the
+        // others qualify it.
+        let at = asked
+            .iter()
+            .rposition(|(_, w)| words::looks_like_a_role(w))
+            .unwrap_or_default();
+        let (_, role) = asked.remove(at);
+        parsed.entities.profession = Some(concepts::display(&role));
+        parsed
+            .entities
+            .keywords
+            .extend(asked.into_iter().map(|(_, w)| w));
+    } else {
+        parsed.entities.name = Some(
+            asked
+                .iter()
+                .map(|(_, w)| capitalised(w))
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+}
+
+/// With something known asked for, the unknown words qualify it: a missing
+/// thing and a word right before what is asked ("yoga teachers") become
+/// free words that must match; a role-like word in the place of what is
+/// asked too. Other unknown words are filler, which must not empty the
+/// result.
+fn qualify(
+    missing: Vec<(usize, String)>,
+    asked: Vec<(usize, String)>,
+    texts: &[&str],
+    parsed: &mut Parsed,
+) {
+    let words = missing
+        .into_iter()
+        .map(|(_, what)| text::key(&what))
+        .chain(asked.into_iter().filter_map(|(i, word)| {
+            let qualifies = parsed.subject_starts.contains(&(i + 1))
+                || (words::looks_like_a_role(&word) && subject_position(i, texts));
+            qualifies.then_some(word)
+        }))
+        .collect::<Vec<_>>();
+    for word in words {
+        if !parsed.entities.keywords.contains(&word) {
+            parsed.entities.keywords.push(word);
+        }
+    }
+}
+
 /// A number in the message: a graduation year ("1995", "'95", "95 batch")
 /// or a position in the list ("2"; "-1" is position 0, which none has).
 fn number(
@@ -1078,8 +1122,8 @@ fn cues(words: &[Word]) -> Cues {
     }
 }
 
-/// Applies a phrase's reading to what the message says.
-fn apply(parsed: &mut Parsed, reading: Reading) {
+/// Applies a phrase's reading, found at word `at`, to what the message says.
+fn apply(parsed: &mut Parsed, at: usize, reading: Reading) {
     match reading {
         Reading::Fields(fields) => {
             for (field, value) in fields {
@@ -1101,7 +1145,7 @@ fn apply(parsed: &mut Parsed, reading: Reading) {
             Role::Last => parsed.position = Some(Position::Last),
             other => request(&mut parsed.requests, other),
         },
-        Reading::Missing(what) => parsed.missing.push(what),
+        Reading::Missing(what) => parsed.missing.push((at, what)),
         Reading::AnyLocation => parsed.any_location = true,
         Reading::Ignore | Reading::Nothing => {}
     }

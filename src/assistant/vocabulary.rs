@@ -428,7 +428,18 @@ impl Vocabulary {
     fn add_variants(&mut self, field: Field, key: &str, spelling: &str) {
         let joined = key.replace(' ', "");
         match field {
-            Field::City | Field::Area if joined != key => self.add_value(&joined, field, spelling),
+            Field::City | Field::Area => {
+                if joined != key {
+                    self.add_value(&joined, field, spelling);
+                }
+                let shorter: Vec<&str> = key
+                    .split(' ')
+                    .filter(|w| !PLACE_GENERIC.contains(w))
+                    .collect();
+                if shorter.len() >= 2 && shorter.len() < key.split(' ').count() {
+                    self.add_value(&shorter.join(" "), field, spelling);
+                }
+            }
             Field::Degree => {
                 if joined != key {
                     self.add_value(&joined, field, spelling);
@@ -629,8 +640,14 @@ fn role_nouns(key: &str) -> Vec<String> {
 const ORGANIZATION_GENERIC: &[&str] = &[
     "ltd", "limited", "pvt", "private", "inc", "llp", "llc", "co", "corp", "company",
     "services", "service", "technologies", "technology", "tech", "solutions", "systems", "group",
-    "industries", "enterprises", "international", "india", "the",
+    "industries", "enterprises", "international", "india", "the", "hospital", "hospitals",
+    "clinic", "clinics", "associates", "partners", "studio", "studios", "labs", "consultants",
+    "consultancy",
 ];
+
+/// Words a place's name can drop and still name it: `DLF Phase 2` is also
+/// "DLF 2", `Sector 45` stays as it is.
+const PLACE_GENERIC: &[&str] = &["phase", "block", "stage", "extension", "ext", "layout"];
 
 /// Words skipped in initials: "State Bank of India" is SBI.
 const INITIALS_SKIP: &[&str] = &["of", "and", "the", "for", "in"];

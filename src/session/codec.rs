@@ -12,8 +12,11 @@ use serde::de::DeserializeOwned;
 
 /// Format version of [`crate::session::Session`] values.
 pub const SESSION_V1: u8 = 1;
-/// Format version of remembered replies (duplicate deliveries).
+/// Format version of remembered replies (duplicate deliveries) written
+/// before they named the phone they answered; still read, never answered.
 pub const SEEN_V1: u8 = 1;
+/// Format version of remembered replies with the phone they answered.
+pub const SEEN_V2: u8 = 2;
 /// Format version of the stored session count.
 pub const COUNT_V1: u8 = 1;
 /// Format version of an opt-out (a phone that sent STOP).

@@ -5,8 +5,9 @@
 //! # One sled tree per window
 //!
 //! A reply is written to the tree of the window in which it was sent,
-//! `replies:<window start ms>:<window length ms>`, keyed by its MessageSid,
-//! valued with the TwiML and its own expiry (`sent + dedupe_ttl`, checked on
+//! `replies:<window start ms>:<window length ms>`, keyed by its MessageSid
+//! and the phone it answered (`MessageSid ‖ 0x00 ‖ E.164`), valued with the
+//! phone, the TwiML and its own expiry (`sent + dedupe_ttl`, checked on
 //! every read). A window is as long as the TTL, so a lookup consults at most
 //! the current window and the one before it, and every reply in a window
 //! has expired by `start + 2 × length`: then the sweeper drops the whole tree.
@@ -16,6 +17,18 @@
 //! what split sled's 16-item leaves) and two removals when it expired.
 //! Dropping a tree costs nothing per reply. Expired replies stay on disk
 //! for up to one more window.
+//!
+//! # Only ever to the phone it answered
+//!
+//! A reply is found by MessageSid **and** phone, and the phone stored in the
+//! record is checked again on read: a MessageSid replayed from another phone
+//! (even with a valid signature) is a new message for that phone, and the
+//! first phone's reply, which may list members found for it, never goes to
+//! anyone else. Records of format 1 ([`codec::SEEN_V1`], keyed by the
+//! MessageSid alone, written before replies named their phone) answer a
+//! redelivery only from the phone whose own session recorded an exchange
+//! at the moment that reply was sent (within [`VOUCH_MS`]); a replay from
+//! any other phone is a new message for that phone.
 
 use std::sync::Arc;
 
@@ -24,18 +37,80 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 use super::codec;
+use crate::phone::PhoneNumber;
 
 const TREE_PREFIX: &str = "replies:";
+/// How close a session entry's time must be to a format-1 reply's sending
+/// time to show that the reply answered that session's phone: both are
+/// taken within the same message's turn.
+pub(crate) const VOUCH_MS: u64 = 2_000;
 /// A window is dropped only this long after its last reply expired, so a
 /// lookup that chose its windows a moment earlier never meets a dropped tree.
 const DROP_GRACE_MS: u64 = 60_000;
 
-/// A reply already sent for a MessageSid, kept for redeliveries.
+/// A reply already sent for a MessageSid, kept for redeliveries: format 1
+/// ([`codec::SEEN_V1`]), without the phone it answered. Only written by
+/// Roster before replies named their phone; never answers a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SeenReply {
     /// The TwiML document that was answered.
     pub twiml: String,
     pub expires_at_ms: u64,
+}
+
+/// A reply already sent for a MessageSid to one phone: format 2
+/// ([`codec::SEEN_V2`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhoneReply {
+    /// The E.164 number the reply went to.
+    pub phone: String,
+    /// The TwiML document that was answered.
+    pub twiml: String,
+    pub expires_at_ms: u64,
+}
+
+/// What a stored record says, whichever format it has.
+enum Record {
+    /// Format 1: no phone.
+    Anonymous(SeenReply),
+    Phone(PhoneReply),
+}
+
+impl Record {
+    fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
+        const WHAT: &str = "remembered reply";
+        match bytes.first() {
+            Some(&codec::SEEN_V1) => Ok(Record::Anonymous(codec::decode(
+                WHAT,
+                codec::SEEN_V1,
+                bytes,
+            )?)),
+            _ => Ok(Record::Phone(codec::decode(WHAT, codec::SEEN_V2, bytes)?)),
+        }
+    }
+
+    fn into_live(self, now_ms: u64) -> Option<String> {
+        let (twiml, expires_at_ms) = match self {
+            Record::Anonymous(reply) => (reply.twiml, reply.expires_at_ms),
+            Record::Phone(reply) => (reply.twiml, reply.expires_at_ms),
+        };
+        Some(twiml).filter(|_| expires_at_ms > now_ms)
+    }
+}
+
+/// The key of the reply to `message_sid` sent to `phone`.
+fn reply_key(message_sid: &str, phone: &PhoneNumber) -> Vec<u8> {
+    let mut key = sid_prefix(message_sid);
+    key.extend_from_slice(phone.e164().as_bytes());
+    key
+}
+
+/// What the keys of every phone's reply to `message_sid` start with.
+fn sid_prefix(message_sid: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(message_sid.len() + 17);
+    key.extend_from_slice(message_sid.as_bytes());
+    key.push(0);
+    key
 }
 
 /// One window's tree.
@@ -106,31 +181,78 @@ impl RememberedReplies {
         })
     }
 
-    /// The TwiML sent for `message_sid`, if it is remembered and unexpired.
-    pub fn get(&self, message_sid: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+    /// The TwiML sent to `phone` for `message_sid`, if it is remembered and
+    /// unexpired. Replies to other phones are never returned. A format-1
+    /// record names no phone: it is returned only when `answered_at` says
+    /// this phone's own session recorded an exchange at the time the reply
+    /// was sent, which a replay from another phone cannot show.
+    pub fn get(
+        &self,
+        phone: &PhoneNumber,
+        message_sid: &str,
+        now_ms: u64,
+        answered_at: impl Fn(u64) -> bool,
+    ) -> Result<Option<String>, StoreError> {
+        let key = reply_key(message_sid, phone);
+        let e164 = phone.e164();
         let windows = self.windows.load();
         // Newest first: a redelivery usually follows its original closely.
         for window in windows.iter().rev() {
             if window.all_expired_at() <= now_ms {
                 continue;
             }
+            if let Some(bytes) = window.tree.get(&key)? {
+                let record = Record::decode(&bytes)?;
+                let answered_this_phone =
+                    matches!(&record, Record::Phone(reply) if reply.phone == e164);
+                return Ok(record.into_live(now_ms).filter(|_| answered_this_phone));
+            }
             if let Some(bytes) = window.tree.get(message_sid.as_bytes())? {
-                let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, &bytes)?;
-                return Ok(Some(reply.twiml).filter(|_| reply.expires_at_ms > now_ms));
+                let record = Record::decode(&bytes)?;
+                let vouched = matches!(&record, Record::Anonymous(reply)
+                    if answered_at(reply.expires_at_ms.saturating_sub(self.ttl_ms)));
+                return Ok(record.into_live(now_ms).filter(|_| vouched));
             }
         }
         Ok(None)
     }
 
-    /// Remembers `twiml` as the reply to `message_sid`, sent at `now_ms`.
-    pub fn remember(&self, message_sid: &str, twiml: &str, now_ms: u64) -> Result<(), StoreError> {
-        let reply = SeenReply {
+    /// The TwiML remembered for `message_sid` sent to any phone, or kept
+    /// without one (format 1): for inspection only, never to answer.
+    pub fn get_any(&self, message_sid: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        let windows = self.windows.load();
+        for window in windows.iter().rev() {
+            if window.all_expired_at() <= now_ms {
+                continue;
+            }
+            let anonymous = window.tree.get(message_sid.as_bytes())?;
+            let phones = window.tree.scan_prefix(sid_prefix(message_sid)).values();
+            for bytes in anonymous.into_iter().map(Ok).chain(phones) {
+                if let Some(twiml) = Record::decode(&bytes?)?.into_live(now_ms) {
+                    return Ok(Some(twiml));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Remembers `twiml` as the reply sent to `phone` for `message_sid` at
+    /// `now_ms`.
+    pub fn remember(
+        &self,
+        phone: &PhoneNumber,
+        message_sid: &str,
+        twiml: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let reply = PhoneReply {
+            phone: phone.e164(),
             twiml: twiml.to_owned(),
             expires_at_ms: now_ms.saturating_add(self.ttl_ms),
         };
         self.window_for(now_ms)?.insert(
-            message_sid.as_bytes(),
-            codec::encode(codec::SEEN_V1, &reply),
+            reply_key(message_sid, phone),
+            codec::encode(codec::SEEN_V2, &reply),
         )?;
         Ok(())
     }
@@ -200,6 +322,9 @@ impl RememberedReplies {
     pub(super) fn forget(&self, message_sid: &str) -> Result<(), StoreError> {
         for window in self.windows.load().iter() {
             window.tree.remove(message_sid.as_bytes())?;
+            for key in window.tree.scan_prefix(sid_prefix(message_sid)).keys() {
+                window.tree.remove(key?)?;
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@
 //! | `e` ‖ expiry minute (ms, u64 BE, rounded up) ‖ phone | empty: the expiry index |
 //!
 //! The replies sent for each MessageSid live in trees of their own
-//! ([`super::replies`]). Data dirs from before kept them here, under `m` ‖
+//! ([`super::replies`]), keyed by MessageSid and phone. Data dirs from before kept them here, under `m` ‖
 //! MessageSid with an `x` ‖ expiry ‖ MessageSid index; [`SessionStore::open`]
 //! moves such records over. Opt-outs (STOP) live in the `optouts` tree
 //! ([`super::optouts`]), because they outlive sessions.
@@ -482,7 +482,7 @@ impl SessionStore {
         }
         self.tree.insert(key, encode_readable(&mut session))?;
         if let Some((message_sid, twiml)) = seen {
-            self.replies.remember(message_sid, twiml, now)?;
+            self.replies.remember(&phone, message_sid, twiml, now)?;
         }
         if !existed {
             self.adjust_count(1)?;
@@ -499,6 +499,24 @@ impl SessionStore {
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(message_sid.to_owned());
         }
+    }
+
+    /// `Err` when `message_sid`'s exchange was written but never confirmed
+    /// durable (its flush failed): it was never acknowledged, and it may
+    /// not be on disk, so a redelivery must not be answered from memory.
+    fn refuse_unconfirmed(&self, message_sid: &str) -> Result<(), StoreError> {
+        if self.health().is_failed()
+            && self
+                .unconfirmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(message_sid)
+        {
+            return Err(self.disk.writable().err().unwrap_or_else(|| {
+                StoreError::Unavailable("the reply was never confirmed durable".to_owned())
+            }));
+        }
+        Ok(())
     }
 
     /// `Err` at once when storage is out of service (nothing would be
@@ -645,27 +663,53 @@ impl SessionStore {
         self.cache.invalidate(phone).await;
     }
 
-    /// The reply already sent for `message_sid`, if it is remembered: its
-    /// duplicate record, or the latest reply of `stored`, the sender's live
-    /// session (covering a crash between the two writes of an exchange).
+    /// The reply already sent to `phone` for `message_sid`, if it is
+    /// remembered: its duplicate record, or the latest reply of `stored`,
+    /// the phone's own live session (covering a crash between the two writes
+    /// of an exchange). A reply sent to another phone under the same
+    /// MessageSid is never returned.
+    pub fn reply_for(
+        &self,
+        phone: &PhoneNumber,
+        message_sid: &str,
+        stored: Option<&Session>,
+    ) -> Result<Option<String>, StoreError> {
+        self.refuse_unconfirmed(message_sid)?;
+        let own = stored.filter(|session| session.phone == *phone);
+        let answered_at = |sent_ms: u64| {
+            own.is_some_and(|session| {
+                session
+                    .history
+                    .iter()
+                    .any(|e| e.timestamp_ms.abs_diff(sent_ms) <= super::replies::VOUCH_MS)
+            })
+        };
+        if let Some(twiml) =
+            self.replies
+                .get(phone, message_sid, self.clock.now_ms(), answered_at)?
+        {
+            return Ok(Some(twiml));
+        }
+        Ok(stored
+            .filter(|session| session.phone == *phone)
+            .and_then(|session| session.last_reply.as_ref())
+            .filter(|last| last.message_sid == message_sid)
+            .map(|last| last.twiml.clone()))
+    }
+
+    /// The reply remembered for `message_sid`, whatever phone it went to
+    /// (including records that name none), or the latest reply of `stored`:
+    /// for inspection and tests only. Answering a webhook with it would hand
+    /// one phone's reply to another; the webhook asks
+    /// [`SessionStore::reply_for`].
+    #[doc(hidden)]
     pub fn seen(
         &self,
         message_sid: &str,
         stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
-        if self.health().is_failed()
-            && self
-                .unconfirmed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(message_sid)
-        {
-            // Written, never confirmed durable, never acknowledged.
-            return Err(self.disk.writable().err().unwrap_or_else(|| {
-                StoreError::Unavailable("the reply was never confirmed durable".to_owned())
-            }));
-        }
-        if let Some(twiml) = self.replies.get(message_sid, self.clock.now_ms())? {
+        self.refuse_unconfirmed(message_sid)?;
+        if let Some(twiml) = self.replies.get_any(message_sid, self.clock.now_ms())? {
             return Ok(Some(twiml));
         }
         Ok(stored
@@ -695,7 +739,7 @@ impl SessionStore {
             self.disk.write(|| {
                 self.optouts.insert(phone, now)?;
                 if let Some((message_sid, twiml)) = seen {
-                    self.replies.remember(message_sid, twiml, now)?;
+                    self.replies.remember(phone, message_sid, twiml, now)?;
                 }
                 Ok(())
             })?;
@@ -718,7 +762,7 @@ impl SessionStore {
                 let removed = self.optouts.remove(phone)?;
                 if let Some((message_sid, twiml)) = seen {
                     self.replies
-                        .remember(message_sid, twiml, self.clock.now_ms())?;
+                        .remember(phone, message_sid, twiml, self.clock.now_ms())?;
                 }
                 Ok(removed)
             })?;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use roster::clock::ManualClock;
 use roster::config::Config;
-use roster::server::{App, Options};
+use roster::server::{App, AppState, Options};
 use roster::shutdown::ShutdownTrigger;
 use roster::twilio::SignatureVerifier;
 
@@ -46,6 +46,8 @@ pub fn test_config(data_dir: &Path) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The running app's shared state (connections, limits, sessions).
+    pub state: AppState,
     pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
@@ -103,6 +105,7 @@ pub async fn spawn_app_at(
         },
     )
     .expect("app builds");
+    let state = app.state().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -111,6 +114,7 @@ pub async fn spawn_app_at(
     let handle = tokio::spawn(app.run(listener, shutdown));
     TestApp {
         addr,
+        state,
         clock,
         client: reqwest::Client::new(),
         dir,

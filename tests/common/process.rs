@@ -14,7 +14,7 @@ pub struct RosterProcess {
     pub addr: SocketAddr,
     /// Every stderr line seen so far is forwarded here.
     pub lines: mpsc::Receiver<String>,
-    /// The lines logged before "roster is ready" (start-up).
+    /// The lines logged up to and including "roster is ready".
     pub startup: Vec<String>,
 }
 
