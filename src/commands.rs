@@ -1,5 +1,5 @@
-//! The operator commands: `sessions`, `limits`, `stats`, `export`, `import`
-//! and `check-directory`.
+//! The operator commands: `sessions`, `limits`, `stats`, `export`, `import`,
+//! `check-directory` and `check-data`.
 //!
 //! While `roster serve` runs it holds the sled lock, so these go through its
 //! admin API. When no server answers, the read-only ones open the data dir
@@ -533,6 +533,34 @@ fn time(ms: Option<u64>) -> String {
         text.replace('T', " ").replace('Z', " UTC")
     } else {
         format!("@{ms} ms")
+    }
+}
+
+/// `roster check-data [--data-dir DIR]`: what a stopped data dir holds
+/// ([`crate::datacheck`]); exits 1 if anything is unreadable, 2 if the
+/// check cannot run (no data dir, or one in use).
+pub fn check_data(config: &Config, data_dir: Option<&Path>, json: bool) -> ExitCode {
+    let dir = data_dir.unwrap_or(&config.storage.data_dir);
+    let now_ms = crate::clock::Clock::now_ms(&SystemClock);
+    let report = match crate::datacheck::check(dir, config.storage.cache_bytes, now_ms) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("roster: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", crate::datacheck::describe(&report));
+    }
+    if report.has_unreadable() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

@@ -202,6 +202,11 @@ pub struct StorageConfig {
     /// sled's background flush period (the crash window in relaxed mode).
     #[serde(with = "humantime_serde")]
     pub flush_every: Duration,
+    /// How often the serving process checks that the data dir is still the
+    /// one it opened, and, after a storage failure, whether the disk takes
+    /// writes again.
+    #[serde(with = "humantime_serde")]
+    pub check_every: Duration,
 }
 
 impl Default for StorageConfig {
@@ -211,6 +216,7 @@ impl Default for StorageConfig {
             durability: Durability::Strict,
             cache_bytes: 64 * 1024 * 1024,
             flush_every: Duration::from_millis(500),
+            check_every: Duration::from_secs(2),
         }
     }
 }
@@ -759,6 +765,13 @@ impl Config {
             "storage.flush_every",
             secs(self.storage.flush_every),
             "a duration of at least 1ms",
+        )?;
+        check(
+            self.storage.check_every >= Duration::from_millis(10)
+                && self.storage.check_every <= Duration::from_secs(3600),
+            "storage.check_every",
+            secs(self.storage.check_every),
+            "a duration from 10ms to 1h",
         )?;
         let ses = &self.session;
         check(

@@ -40,8 +40,12 @@
 //! for the layout and why it writes single keys in a crash-safe order rather
 //! than batches) and the `limits` tree (governor GCRA state as absolute
 //! times; see [`limits`]). Every stored value starts with a format-version
-//! byte ([`session::codec`]). Background tasks (the group-commit flusher and
-//! the sweeper) stop on shutdown, after which everything is flushed.
+//! byte ([`session::codec`]). Background tasks (the group-commit flusher,
+//! the sweeper and the storage watcher) stop on shutdown, after which
+//! everything is flushed. A failed write or flush, or a data dir deleted or
+//! replaced while serving, puts storage out of service: writes get 503 at
+//! once, and once the disk takes writes again the process exits for its
+//! supervisor to restart it ([`storage`]).
 //!
 //! # Modules
 //!
@@ -57,7 +61,8 @@
 //! | [`models`] | optional chat and embedding models over an OpenAI-compatible API |
 //! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
 //! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
-//! | [`storage`] | opening the sled database with operator-facing errors |
+//! | [`storage`] | opening the sled database with operator-facing errors; whether the data dir can still be written |
+//! | [`datacheck`] | `roster check-data`: what a stopped data dir holds and what cannot be read |
 //! | [`admin`], [`metrics`] | the operator's views over HTTP |
 //! | [`backup`] | export and import as JSON lines |
 //! | [`client`], [`commands`], [`chat`] | the CLI's side: admin client, operator commands, the chat simulator |
@@ -74,6 +79,7 @@ pub mod commands;
 pub mod config;
 pub mod connections;
 pub mod dashboard;
+pub mod datacheck;
 pub mod directory;
 pub mod limits;
 pub mod metrics;

@@ -99,6 +99,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check a stopped data dir (through a copy: sled cannot open one
+    /// read-only): sessions, rate-limit entries, opt-outs, remembered
+    /// replies and anything unreadable; exit 1 when something is unreadable.
+    CheckData {
+        /// The data dir [default: the configured storage.data_dir].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Print JSON for scripts instead of text for people.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write sessions and rate-limit state as JSON lines.
     Export {
         /// The file to write [default: standard output].
@@ -166,7 +177,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command, config)) {
+    let result = runtime.block_on(run(cli.command, config));
+    // A flush stuck on a disk that no longer answers must not hold the exit
+    // (the server bounded its last flush already): blocking tasks get 1 s.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => code,
         Err(e) => {
             if serving {
@@ -247,6 +262,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
             sheet.as_deref(),
             json,
         )),
+        Command::CheckData { data_dir, json } => {
+            Ok(commands::check_data(&config, data_dir.as_deref(), json))
+        }
         Command::Export { out, server } => {
             commands::export(&target(server, false, config), out.as_deref()).await
         }

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use crate::connections::{Pending, Tracker};
 use crate::limits::Limits;
 use crate::session::SessionStore;
+use crate::storage::FailureKind;
 
 /// Webhook outcomes that always appear, at zero until they happen.
 pub const OUTCOMES: [&str; 13] = [
@@ -335,6 +336,42 @@ impl Collector for StoreCollector {
                 counter.metric_type(),
             )?)?;
         }
+        self.encode_storage_health(&mut encoder)
+    }
+}
+
+impl StoreCollector {
+    /// Whether storage is out of service, its failures by kind, and the
+    /// writes refused since.
+    fn encode_storage_health(
+        &self,
+        encoder: &mut DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let health = self.sessions.health();
+        let failed = ConstGauge::new(i64::from(health.is_failed()));
+        failed.encode(encoder.encode_descriptor(
+            "roster_storage_failed",
+            "1 once a write or flush failed or the data dir was lost: writes get 503 until a restart",
+            None,
+            failed.metric_type(),
+        )?)?;
+        let mut failures = encoder.encode_descriptor(
+            "roster_storage_failures",
+            "Failed storage operations, by kind (write, flush, data-dir)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for kind in FailureKind::ALL {
+            let counter = ConstCounter::new(health.failures(kind));
+            counter.encode(failures.encode_family(&[("kind", kind.as_str())])?)?;
+        }
+        let refused = ConstCounter::new(health.refused());
+        refused.encode(encoder.encode_descriptor(
+            "roster_storage_refused_writes",
+            "Writes (and redeliveries of exchanges never confirmed durable) refused with 503 because storage was out of service",
+            None,
+            refused.metric_type(),
+        )?)?;
         Ok(())
     }
 }

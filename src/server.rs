@@ -65,7 +65,9 @@ pub enum StartError {
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error(
-        "cannot read the sessions in the data dir: {0}; restore a backup or move the data dir aside"
+        "cannot read the sessions in the data dir: {0}; keep the data dir as it is, run \
+         `roster check-data` to see what can be read, and restore a backup (roster import) \
+         only if it cannot"
     )]
     Sessions(#[from] StoreError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -162,7 +164,7 @@ impl App {
             (None, false) => return Err(StartError::NoAuthToken),
         };
         let assistant = load_assistant(&config)?;
-        let db = storage::open(&config.storage)?;
+        let db = storage::open_when_space(&config.storage)?;
         let sessions = SessionStore::open(&db, &config, options.clock.clone())?;
         let limits =
             Limits::open(&db, &config.limits, options.clock.clone()).map_err(StoreError::from)?;
@@ -308,7 +310,17 @@ impl App {
             }),
             tasks_shutdown.clone(),
         ));
-        let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown));
+        let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown.clone()));
+
+        let health = Arc::clone(state.sessions.health());
+        let watcher = tokio::spawn(storage::watch(
+            Arc::clone(&health),
+            state.sessions.probe(),
+            state.config.storage.check_every,
+            tasks_shutdown,
+        ));
+        // A storage failure ends in a restart once the disk takes writes.
+        let shutdown = shutdown.or_else(async move { health.wait_for_restart().await });
 
         let grace = state.config.server.shutdown_timeout;
         let server = connections::serve(
@@ -329,7 +341,7 @@ impl App {
             }
         };
         tasks_trigger.fire();
-        for task in [flusher, sweeper, figures] {
+        for task in [flusher, sweeper, figures, watcher] {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }
@@ -340,9 +352,19 @@ impl App {
         } {
             tracing::error!("the outbox sender failed: {e}");
         }
-        state.sessions.close().await?;
-        tracing::info!("state flushed; bye");
-        served
+        let closed = state.sessions.close().await;
+        match &closed {
+            Ok(()) => tracing::info!("state flushed; bye"),
+            Err(e) => tracing::error!("{e}"),
+        }
+        served?;
+        if state.sessions.health().restart_requested() {
+            anyhow::bail!(
+                "exiting for a restart after a storage failure: the disk takes writes again{}",
+                closed.err().map(|e| format!(" ({e})")).unwrap_or_default()
+            );
+        }
+        closed.map_err(Into::into)
     }
 }
 
@@ -450,19 +472,24 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let members = app.assistant().directory().len();
     // A read proves the store answers; sled keeps it open until we drop it.
-    let storage_ok = app.db.get(b"readyz").is_ok();
+    let failure = app.sessions.health().failure();
+    let storage_ok = failure.is_none() && app.db.get(b"readyz").is_ok();
     let ready = members > 0 && storage_ok;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(serde_json::json!({
-            "status": if ready { "ready" } else { "not ready" },
-            "members": members,
-            "storage": if storage_ok { "open" } else { "failing" },
-        })),
-    )
+    let mut body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "members": members,
+        "storage": if storage_ok { "open" } else { "failing" },
+    });
+    if let Some(failure) = failure {
+        body["storageFailure"] = serde_json::json!({
+            "kind": failure.kind.as_str(),
+            "reason": failure.to_string(),
+        });
+    }
+    (status, Json(body))
 }

@@ -40,6 +40,24 @@ impl Shutdown {
         // An error means the trigger was dropped: treat that as a stop too.
         let _ = self.receiver.wait_for(|&stop| stop).await;
     }
+
+    /// A shutdown that fires with this one or when `also` completes,
+    /// whichever is first (a task waits for both).
+    pub fn or_else(
+        &self,
+        also: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Shutdown {
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let mut this = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = this.recv() => {}
+                () = also => {}
+            }
+            trigger.fire();
+        });
+        shutdown
+    }
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment this is made:

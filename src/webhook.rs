@@ -81,10 +81,14 @@ pub enum Rejected {
 }
 
 impl Rejected {
+    /// A storage fault is a 503 (Twilio retries it, and so may anyone
+    /// else: `Retry-After`); only a stored value this version cannot read
+    /// is a 500, since retrying cannot help it.
     fn status(&self) -> StatusCode {
         match self {
             Rejected::BadRequest(_) => StatusCode::BAD_REQUEST,
             Rejected::BadSignature => StatusCode::FORBIDDEN,
+            Rejected::Storage(e) if e.is_retryable() => StatusCode::SERVICE_UNAVAILABLE,
             Rejected::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,6 +101,10 @@ impl Rejected {
         }
     }
 }
+
+/// What a 503 asks a client to wait, in seconds: about what a restart
+/// after a storage failure takes.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// A processed message: how it ended, from whom, the TwiML to send, and
 /// what it asked (for the dashboard's figures).
@@ -151,7 +159,15 @@ pub async fn whatsapp_webhook(
                     "webhook rejected: {rejected}"
                 ),
             }
-            (rejected.status(), rejected.to_string()).into_response()
+            let status = rejected.status();
+            let mut response = (status, rejected.to_string()).into_response();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(RETRY_AFTER_SECS),
+                );
+            }
+            response
         }
     }
 }
@@ -181,6 +197,9 @@ async fn handle_message(
         let (outcome, reply) = refuse_stranger(app, &inbound.from);
         return Ok(Handled::new(outcome, &inbound, reply.to_twiml()));
     };
+    // A member's message ends in a write: refuse it before spending quota
+    // when storage is out of service.
+    app.sessions.writable()?;
     if let Verdict::Refused { wait, notify } = app.limits.messages.check(&inbound.from) {
         let reply = limit_reply(app.limits.messages.per_hour(), "messages", wait, notify);
         return Ok(Handled::new(

@@ -15,6 +15,7 @@
 //! names the old service's operators know.
 
 pub mod codec;
+mod disk;
 mod locks;
 mod optouts;
 pub mod replies;

@@ -52,9 +52,24 @@
 //! publishes the highest ticket it covered, so concurrent saves share
 //! flushes (group commit). sled's own `flush_async` deadlocks with many
 //! concurrent callers and is never used.
+//!
+//! # Storage faults
+//!
+//! Writes and flushes go through [`Disk`], the seam to sled. A failed write
+//! or flush (or a data dir that is no longer the one opened) puts storage
+//! out of service for good ([`crate::storage::StorageHealth`]): the writers
+//! waiting on that flush get [`StoreError::Unavailable`] at once, as does
+//! every later write, without touching sled. The MessageSids of exchanges
+//! that were written but never confirmed durable are remembered, so that a
+//! redelivery of one is refused (503) rather than answered from memory: it
+//! was never acknowledged, and it may not be on disk. What needs no write
+//! (a redelivery of an acknowledged exchange, a refusal to a stranger)
+//! goes on. Closing flushes within [`FINAL_FLUSH_LIMIT`] and says what
+//! could not be flushed.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::future::Cache;
@@ -62,6 +77,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use super::codec::{self, CodecError};
+use super::disk::Disk;
 use super::optouts::OptOuts;
 use super::replies::{RememberedReplies, SeenReply};
 use super::{PhoneLocks, PhoneTurn, SentReply, Session};
@@ -70,6 +86,11 @@ use crate::config::{Config, Durability};
 use crate::directory::Member;
 use crate::phone::PhoneNumber;
 use crate::shutdown::Shutdown;
+use crate::storage::{DataDirIdentity, FailureKind, StorageHealth};
+
+/// How long the last flush at shutdown (and at close) may take before what
+/// it did not cover is reported unsaved and the process exits anyway.
+pub const FINAL_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 const SESSION: u8 = b's';
 const SESSION_EXPIRY: u8 = b'e';
@@ -131,6 +152,19 @@ pub enum StoreError {
     Flush(String),
     #[error("a background task of the store failed: {0}")]
     Task(String),
+    /// Storage is out of service (a failed write or flush, or a lost data
+    /// dir): nothing is written until the process restarts.
+    #[error("storage is out of service: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed later (a retry, a restart): the
+    /// disk or the store failed, not the data. An unreadable stored value
+    /// is not retryable.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, StoreError::Codec(_))
+    }
 }
 
 /// Counters for the admin API and metrics.
@@ -175,7 +209,7 @@ pub struct SweepReport {
 
 /// The session store; share it behind an `Arc`.
 pub struct SessionStore {
-    db: sled::Db,
+    disk: Arc<Disk>,
     tree: sled::Tree,
     cache: Cache<PhoneNumber, Arc<Session>>,
     replies: Arc<RememberedReplies>,
@@ -188,6 +222,9 @@ pub struct SessionStore {
     durability: Durability,
     commits: GroupCommit,
     counters: Counters,
+    /// MessageSids of exchanges written but never confirmed durable (their
+    /// flush failed): a redelivery of one is refused, not answered.
+    unconfirmed: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for SessionStore {
@@ -309,8 +346,17 @@ impl SessionStore {
             .build();
         let counters = Counters::default();
         counters.stored_sessions.store(stored, Ordering::Relaxed);
+        let identity = match DataDirIdentity::capture(&config.storage.data_dir) {
+            Ok(identity) => Some(identity),
+            Err(e) => {
+                tracing::debug!("the data dir's identity is not checked: {e}");
+                None
+            }
+        };
+        let disk = Arc::new(Disk::new(db.clone(), identity));
         Ok(SessionStore {
-            db: db.clone(),
+            commits: GroupCommit::new(Arc::clone(&disk)),
+            disk,
             tree,
             cache,
             replies: Arc::new(replies),
@@ -321,8 +367,8 @@ impl SessionStore {
             max_history: session.max_history,
             sweep_batch: session.sweep_batch,
             durability: config.storage.durability,
-            commits: GroupCommit::new(db.clone()),
             counters,
+            unconfirmed: Mutex::new(HashSet::new()),
         })
     }
 
@@ -392,10 +438,30 @@ impl SessionStore {
     /// In strict mode, returns once everything is on disk.
     pub async fn save(
         &self,
-        mut session: Session,
+        session: Session,
         stored: Option<&Session>,
         seen: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
+        let saved = async {
+            let phone = session.phone;
+            let session = self
+                .disk
+                .write(|| self.write_session(session, stored, seen))?;
+            self.cache.insert(phone, Arc::new(session)).await;
+            self.make_durable().await
+        }
+        .await;
+        self.unconfirmed_if_failed(&saved, seen);
+        saved
+    }
+
+    /// The writes of [`SessionStore::save`], in their crash-safe order.
+    fn write_session(
+        &self,
+        mut session: Session,
+        stored: Option<&Session>,
+        seen: Option<(&str, &str)>,
+    ) -> Result<Session, StoreError> {
         let phone = session.phone;
         let now = self.clock.now_ms();
         let key = session_key(&phone);
@@ -421,8 +487,58 @@ impl SessionStore {
         if !existed {
             self.adjust_count(1)?;
         }
-        self.cache.insert(phone, Arc::new(session)).await;
-        self.make_durable().await
+        Ok(session)
+    }
+
+    /// After a write that storage could not confirm, remembers its
+    /// MessageSid: a redelivery must not be answered from memory.
+    fn unconfirmed_if_failed<T>(&self, result: &Result<T, StoreError>, seen: Option<(&str, &str)>) {
+        if let (Err(_), Some((message_sid, _))) = (result, seen) {
+            self.unconfirmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(message_sid.to_owned());
+        }
+    }
+
+    /// `Err` when `message_sid`'s exchange was written but never confirmed
+    /// durable (its flush failed): it was never acknowledged, and it may
+    /// not be on disk, so a redelivery must not be answered from memory.
+    fn refuse_unconfirmed(&self, message_sid: &str) -> Result<(), StoreError> {
+        if self.health().is_failed()
+            && self
+                .unconfirmed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(message_sid)
+        {
+            return Err(self.disk.writable().err().unwrap_or_else(|| {
+                StoreError::Unavailable("the reply was never confirmed durable".to_owned())
+            }));
+        }
+        Ok(())
+    }
+
+    /// `Err` at once when storage is out of service (nothing would be
+    /// written): for a caller about to do work that ends in a write.
+    pub fn writable(&self) -> Result<(), StoreError> {
+        self.disk.writable()
+    }
+
+    /// Whether the data dir can still be written, and why not.
+    pub fn health(&self) -> &Arc<StorageHealth> {
+        self.disk.health()
+    }
+
+    /// The identity check and space probe for [`crate::storage::watch`].
+    pub fn probe(&self) -> Arc<dyn crate::storage::Probe> {
+        Arc::clone(&self.disk) as Arc<dyn crate::storage::Probe>
+    }
+
+    /// The injected disk fault of this store.
+    #[cfg(test)]
+    pub(crate) fn fault(&self) -> &super::disk::Fault {
+        &self.disk.fault
     }
 
     /// Writes many sessions at once (restore, benchmarks), replacing any
@@ -474,10 +590,43 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Marks a clean close, so the next open trusts the stored count.
+    /// Marks a clean close, so the next open trusts the stored count, and
+    /// flushes, within [`FINAL_FLUSH_LIMIT`]. An error says what could not
+    /// be flushed; nothing is written once storage has failed.
     pub async fn close(&self) -> Result<(), StoreError> {
-        self.tree.remove(OPEN)?;
-        self.flush().await
+        let closed = async {
+            self.disk
+                .write(|| Ok(self.tree.remove(OPEN).map(|_| ())?))?;
+            match tokio::time::timeout(FINAL_FLUSH_LIMIT, self.flush()).await {
+                Ok(flushed) => flushed,
+                Err(_) => Err(StoreError::Unavailable(
+                    self.health()
+                        .fail(
+                            FailureKind::Flush,
+                            format!("the last flush did not finish within {FINAL_FLUSH_LIMIT:?}"),
+                        )
+                        .to_string(),
+                )),
+            }
+        }
+        .await;
+        closed.map_err(|e| {
+            let unflushed = self.disk.unflushed_writes();
+            let lost = match self.health().failure() {
+                Some(failure) if failure.kind == FailureKind::DataDir => format!(
+                    "what was written since the data dir was lost went nowhere ({unflushed} \
+                     writes since the last flush that reached it)"
+                ),
+                _ => {
+                    format!("{unflushed} writes since the last successful flush may not be on disk")
+                }
+            };
+            let acknowledged = match self.durability {
+                Durability::Strict => "in strict durability none of them was acknowledged",
+                Durability::Relaxed => "in relaxed durability some may have been acknowledged",
+            };
+            StoreError::Unavailable(format!("state not flushed ({e}): {lost}; {acknowledged}"))
+        })
     }
 
     /// Waits for the disk in strict mode; returns at once in relaxed mode.
@@ -496,13 +645,15 @@ impl SessionStore {
             self.evict(phone).await;
             return Ok(false);
         };
-        self.tree.remove(session_key(phone))?;
-        self.tree.remove(expiry_key(
-            SESSION_EXPIRY,
-            expiry_bucket(stored.expires_at_ms),
-            phone.e164().as_bytes(),
-        ))?;
-        self.adjust_count(-1)?;
+        self.disk.write(|| {
+            self.tree.remove(session_key(phone))?;
+            self.tree.remove(expiry_key(
+                SESSION_EXPIRY,
+                expiry_bucket(stored.expires_at_ms),
+                phone.e164().as_bytes(),
+            ))?;
+            self.adjust_count(-1)
+        })?;
         self.evict(phone).await;
         self.make_durable().await?;
         Ok(!stored.is_expired(now))
@@ -523,6 +674,7 @@ impl SessionStore {
         message_sid: &str,
         stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
+        self.refuse_unconfirmed(message_sid)?;
         let own = stored.filter(|session| session.phone == *phone);
         let answered_at = |sent_ms: u64| {
             own.is_some_and(|session| {
@@ -556,6 +708,7 @@ impl SessionStore {
         message_sid: &str,
         stored: Option<&Session>,
     ) -> Result<Option<String>, StoreError> {
+        self.refuse_unconfirmed(message_sid)?;
         if let Some(twiml) = self.replies.get_any(message_sid, self.clock.now_ms())? {
             return Ok(Some(twiml));
         }
@@ -582,11 +735,19 @@ impl SessionStore {
         seen: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        self.optouts.insert(phone, now)?;
-        if let Some((message_sid, twiml)) = seen {
-            self.replies.remember(phone, message_sid, twiml, now)?;
+        let saved = async {
+            self.disk.write(|| {
+                self.optouts.insert(phone, now)?;
+                if let Some((message_sid, twiml)) = seen {
+                    self.replies.remember(phone, message_sid, twiml, now)?;
+                }
+                Ok(())
+            })?;
+            self.make_durable().await
         }
-        self.make_durable().await
+        .await;
+        self.unconfirmed_if_failed(&saved, seen);
+        saved
     }
 
     /// Forgets the opt-out of `phone` (START) and remembers the reply sent,
@@ -596,13 +757,21 @@ impl SessionStore {
         phone: &PhoneNumber,
         seen: Option<(&str, &str)>,
     ) -> Result<bool, StoreError> {
-        let removed = self.optouts.remove(phone)?;
-        if let Some((message_sid, twiml)) = seen {
-            self.replies
-                .remember(phone, message_sid, twiml, self.clock.now_ms())?;
+        let saved = async {
+            let removed = self.disk.write(|| {
+                let removed = self.optouts.remove(phone)?;
+                if let Some((message_sid, twiml)) = seen {
+                    self.replies
+                        .remember(phone, message_sid, twiml, self.clock.now_ms())?;
+                }
+                Ok(removed)
+            })?;
+            self.make_durable().await?;
+            Ok(removed)
         }
-        self.make_durable().await?;
-        Ok(removed)
+        .await;
+        self.unconfirmed_if_failed(&saved, seen);
+        saved
     }
 
     /// Phones opted out now, for `/metrics`.
@@ -702,6 +871,8 @@ impl SessionStore {
     /// Removes everything due by now, in batches of `session.sweep_batch`,
     /// yielding between them so requests keep flowing.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        // Nothing is removed from a store out of service.
+        self.disk.healthy()?;
         let mut report = SweepReport::default();
         let now = self.clock.now_ms();
         // Sessions due by now sit in buckets up to a minute later.
@@ -809,11 +980,10 @@ impl SessionStore {
 
     /// Flushes everything written so far to disk.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || db.flush())
+        let disk = Arc::clone(&self.disk);
+        tokio::task::spawn_blocking(move || disk.flush())
             .await
-            .map_err(|e| StoreError::Flush(e.to_string()))??;
-        Ok(())
+            .map_err(|e| StoreError::Flush(e.to_string()))?
     }
 }
 
@@ -851,24 +1021,31 @@ fn move_legacy_replies(
     Ok(())
 }
 
+/// What the flusher has published: the highest ticket a finished flush
+/// covered, and whether flushing has failed for good.
+#[derive(Debug, Clone, Copy, Default)]
+struct Committed {
+    durable: u64,
+    failed: bool,
+}
+
 /// Shares `db.flush()` calls among concurrent writers.
 struct GroupCommit {
-    db: sled::Db,
+    disk: Arc<Disk>,
     /// Tickets handed out: one per write that wants to be durable.
     requested: AtomicU64,
-    /// The highest ticket a finished flush covered.
-    durable: watch::Sender<u64>,
+    committed: watch::Sender<Committed>,
     wake: Notify,
     flushes: AtomicU64,
     latency: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl GroupCommit {
-    fn new(db: sled::Db) -> GroupCommit {
+    fn new(disk: Arc<Disk>) -> GroupCommit {
         GroupCommit {
-            db,
+            disk,
             requested: AtomicU64::new(0),
-            durable: watch::Sender::new(0),
+            committed: watch::Sender::new(Committed::default()),
             wake: Notify::new(),
             flushes: AtomicU64::new(0),
             // 100 µs to ~3 s.
@@ -878,19 +1055,29 @@ impl GroupCommit {
         }
     }
 
-    /// Waits until a flush that began after this call has finished.
+    /// Waits until a flush that began after this call has finished; fails
+    /// at once when flushing has failed (now or before).
     async fn wait_durable(&self) -> Result<(), StoreError> {
         // The write was applied before the ticket was taken, and the flusher
         // reads `requested` before it starts flushing: a flush that covers
         // the ticket covers the write.
         let ticket = self.requested.fetch_add(1, Ordering::AcqRel) + 1;
-        let mut durable = self.durable.subscribe();
+        let mut committed = self.committed.subscribe();
         self.wake.notify_one();
-        durable
-            .wait_for(|&covered| covered >= ticket)
+        let durable = committed
+            .wait_for(|c| c.durable >= ticket || c.failed)
             .await
-            .map(|_| ())
-            .map_err(|_| StoreError::Flush("the flusher stopped".to_owned()))
+            .map(|c| c.durable >= ticket)
+            .map_err(|_| StoreError::Flush("the flusher stopped".to_owned()))?;
+        if durable {
+            Ok(())
+        } else {
+            Err(self
+                .disk
+                .healthy()
+                .err()
+                .unwrap_or_else(|| StoreError::Unavailable("the durable flush failed".to_owned())))
+        }
     }
 
     async fn run(&self, mut shutdown: Shutdown) {
@@ -901,29 +1088,50 @@ impl GroupCommit {
             }
             self.flush_requested().await;
         }
-        // Writers may still be waiting on the last tickets.
-        self.flush_requested().await;
+        // Writers may still be waiting on the last tickets: one more flush,
+        // bounded, so that a stop never hangs on a disk that does not answer.
+        if tokio::time::timeout(FINAL_FLUSH_LIMIT, self.flush_requested())
+            .await
+            .is_err()
+        {
+            self.disk.health().fail(
+                FailureKind::Flush,
+                format!("the last flush did not finish within {FINAL_FLUSH_LIMIT:?}"),
+            );
+            self.committed.send_modify(|c| c.failed = true);
+        }
     }
 
+    /// One flush covering every ticket handed out so far, unless they are
+    /// covered already or flushing has failed. A failure is published to
+    /// every waiter, never retried: after a failed flush sled's state in
+    /// memory cannot be trusted to reach the disk.
     async fn flush_requested(&self) {
-        loop {
-            let target = self.requested.load(Ordering::Acquire);
-            if target <= *self.durable.borrow() {
-                return;
+        let target = self.requested.load(Ordering::Acquire);
+        let now = *self.committed.borrow();
+        if target <= now.durable || now.failed {
+            return;
+        }
+        let disk = Arc::clone(&self.disk);
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(move || disk.flush()).await {
+            Ok(Ok(())) => {
+                self.latency.observe(started.elapsed().as_secs_f64());
+                self.flushes.fetch_add(1, Ordering::Relaxed);
+                self.committed
+                    .send_modify(|c| c.durable = c.durable.max(target));
             }
-            let db = self.db.clone();
-            let started = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || db.flush()).await {
-                Ok(Ok(_)) => {
-                    self.latency.observe(started.elapsed().as_secs_f64());
-                    self.flushes.fetch_add(1, Ordering::Relaxed);
-                    self.durable.send_replace(target);
-                    return;
-                }
-                Ok(Err(e)) => tracing::error!("durable flush failed, retrying: {e}"),
-                Err(e) => tracing::error!("durable flush task failed, retrying: {e}"),
+            Ok(Err(e)) => {
+                // The disk recorded (and logged) the failure.
+                tracing::debug!("durable flush failed: {e}");
+                self.committed.send_modify(|c| c.failed = true);
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            Err(e) => {
+                self.disk
+                    .health()
+                    .fail(FailureKind::Flush, format!("the flush task failed: {e}"));
+                self.committed.send_modify(|c| c.failed = true);
+            }
         }
     }
 }

@@ -40,7 +40,13 @@ pub fn roster_command(dir: &Path) -> Command {
 
 impl RosterProcess {
     /// Starts `command` and waits until it logs that it is ready.
-    pub fn start(mut command: Command) -> RosterProcess {
+    pub fn start(command: Command) -> RosterProcess {
+        RosterProcess::start_watching(command, |_| {})
+    }
+
+    /// Like [`RosterProcess::start`], showing `watch` every line logged
+    /// before ready (to act while start-up waits, say).
+    pub fn start_watching(mut command: Command, mut watch: impl FnMut(&str)) -> RosterProcess {
         let mut child = command.spawn().expect("roster starts");
         let stderr = child.stderr.take().expect("stderr piped");
         let (sender, lines) = mpsc::channel();
@@ -61,6 +67,7 @@ impl RosterProcess {
                     panic!("roster did not become ready; it said:\n{}", seen.join("\n"));
                 }
             };
+            watch(&line);
             if line.contains("roster is ready") {
                 let event: serde_json::Value = serde_json::from_str(&line).expect("json log line");
                 let addr = event["fields"]["bind"]
