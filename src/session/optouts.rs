@@ -7,8 +7,13 @@
 //! outlives the session TTL and strangers (who have no session) opt out too;
 //! the session format is unchanged by it. Only [`super::SessionStore`] opens
 //! it, and nothing outside `session` sees a sled type.
+//!
+//! Every message asks whether its phone opted out, so the answer comes from
+//! a map in memory, loaded once at open and changed only with the tree
+//! (opt-outs are few: one entry per phone that sent STOP, about 40 bytes).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 use super::StoreError;
 use super::codec::{self, CodecError};
@@ -45,52 +50,52 @@ fn decode(bytes: &[u8]) -> Result<u64, CodecError> {
 /// The opted-out phones of a store.
 pub(super) struct OptOuts {
     tree: sled::Tree,
-    /// Phones opted out now (the tree's length, kept for `/metrics`).
-    count: AtomicU64,
+    /// The tree's contents: phone → when it opted out.
+    phones: RwLock<HashMap<PhoneNumber, u64>>,
 }
 
 impl OptOuts {
     pub(super) fn open(db: &sled::Db) -> Result<OptOuts, StoreError> {
         let tree = db.open_tree(TREE)?;
-        // Opt-outs are few; counting them once at open is cheap.
-        let count = tree.len() as u64;
-        Ok(OptOuts {
+        let mut opt_outs = OptOuts {
             tree,
-            count: AtomicU64::new(count),
-        })
+            phones: RwLock::new(HashMap::new()),
+        };
+        let phones = opt_outs.all().collect::<Result<HashMap<_, _>, _>>()?;
+        opt_outs.phones = RwLock::new(phones);
+        Ok(opt_outs)
     }
 
     /// When `phone` opted out, if it has.
     pub(super) fn since(&self, phone: &PhoneNumber) -> Result<Option<u64>, StoreError> {
-        match self.tree.get(phone.e164().as_bytes())? {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
-        }
+        let phones = self.phones.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(phones.get(phone).copied())
     }
 
     /// Records that `phone` opted out at `at_ms` (replacing an earlier time).
     pub(super) fn insert(&self, phone: &PhoneNumber, at_ms: u64) -> Result<(), StoreError> {
-        if self
-            .tree
-            .insert(phone.e164().as_bytes(), &encode(at_ms)[..])?
-            .is_none()
-        {
-            self.count.fetch_add(1, Ordering::Relaxed);
-        }
+        self.tree
+            .insert(phone.e164().as_bytes(), &encode(at_ms)[..])?;
+        self.phones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(*phone, at_ms);
         Ok(())
     }
 
     /// Forgets the opt-out of `phone`; whether there was one.
     pub(super) fn remove(&self, phone: &PhoneNumber) -> Result<bool, StoreError> {
         let removed = self.tree.remove(phone.e164().as_bytes())?.is_some();
-        if removed {
-            self.count.fetch_sub(1, Ordering::Relaxed);
-        }
+        self.phones
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(phone);
         Ok(removed)
     }
 
     pub(super) fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        let phones = self.phones.read().unwrap_or_else(PoisonError::into_inner);
+        phones.len() as u64
     }
 
     /// Every opt-out in phone order; a key that is not a phone is an error.
