@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
-use crate::session::StoreError;
+use crate::store::StoreError;
 
 /// The `/admin` routes, guarded by `token`.
 pub fn routes(state: AppState, token: &str) -> Router<AppState> {
@@ -112,12 +112,13 @@ async fn show_session(
     Path(phone): Path<String>,
 ) -> Result<Response, AdminError> {
     let phone = parse_phone(&app, &phone)?;
-    let opted_out_at = app.sessions.opted_out_since(&phone)?;
-    let mut view = match app.sessions.get(&phone).await? {
+    let state = app.sessions.phone_state(&phone).await?;
+    let opted_out_at = state.opted_out_at_ms;
+    let mut view = match state.session {
         Some(session) => {
             let mut view =
                 serde_json::to_value(session.view(app.clock.now_ms())).unwrap_or_default();
-            view["stats"]["limits"] = json!(app.limits.view(&phone));
+            view["stats"]["limits"] = json!(app.limits.view(&state.limits));
             view
         }
         // A phone that opted out is worth showing without a session too
@@ -136,9 +137,10 @@ async fn show_limits(
     Path(phone): Path<String>,
 ) -> Result<Response, AdminError> {
     let phone = parse_phone(&app, &phone)?;
+    let state = app.sessions.limit_state(&phone).await?;
     Ok(Json(json!({
         "phoneNumber": phone.e164(),
-        "limits": app.limits.view(&phone),
+        "limits": app.limits.view(&state),
     }))
     .into_response())
 }
@@ -194,7 +196,6 @@ async fn stats(State(app): State<AppState>) -> Response {
     Json(json!({
         "sessions": app.sessions.stats(),
         "members": assistant.directory().len(),
-        "rateLimitEntries": app.limits.stored_entries(),
         "strangersRemembered": app.limits.strangers.len(),
         "connections": app.connections.stats(),
         "shedRequests": app.pending.shed(),
@@ -231,7 +232,7 @@ async fn reload_directory(State(app): State<AppState>) -> Response {
 /// clean but truncated one.
 async fn export(State(app): State<AppState>) -> Response {
     let now = app.clock.now_ms();
-    let body = export_body(move |out| crate::backup::export(&app.sessions, &app.limits, now, out));
+    let body = export_body(move |out| crate::backup::export(&app.sessions, now, out));
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
 

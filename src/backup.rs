@@ -18,9 +18,11 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::Limits;
+use std::collections::BTreeMap;
+
 use crate::phone::PhoneNumber;
-use crate::session::{Session, SessionStore, StoreError};
+use crate::session::Session;
+use crate::store::{ImportedRecord, Store, StoreError};
 
 pub const FORMAT: &str = "roster-export";
 pub const VERSION: u32 = 1;
@@ -59,8 +61,6 @@ pub enum BackupError {
     Write(#[from] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("rate-limit state: {0}")]
-    Limits(#[from] sled::Error),
     #[error("line {line}: {reason}")]
     Invalid { line: usize, reason: String },
 }
@@ -74,10 +74,9 @@ pub struct Counts {
 }
 
 /// Writes every live session, rate-limit entry and opt-out to `out`, one
-/// JSON per line.
+/// JSON per line, from one pass over the phone records.
 pub fn export(
-    sessions: &SessionStore,
-    limits: &Limits,
+    store: &Store,
     now_ms: u64,
     out: &mut (impl Write + ?Sized),
 ) -> Result<Counts, BackupError> {
@@ -90,25 +89,36 @@ pub fn export(
             exported_at: now_ms,
         },
     )?;
-    for session in sessions.live_sessions() {
-        write_line(out, &Record::Session { session: session? })?;
-        counts.sessions += 1;
-    }
-    for entry in limits.entries() {
-        let (key, at) = entry?;
-        write_line(out, &Record::Limit { key, at })?;
-        counts.limits += 1;
-    }
-    for opt_out in sessions.opt_outs() {
-        let (phone, opted_out_at) = opt_out?;
-        write_line(
-            out,
-            &Record::OptOut {
-                phone,
-                opted_out_at,
-            },
-        )?;
-        counts.opt_outs += 1;
+    let now_ns = now_ms.saturating_mul(1_000_000);
+    for item in store.records() {
+        let (phone, record) = item?;
+        if let Some(session) = record.session.filter(|s| !s.is_expired(now_ms)) {
+            write_line(out, &Record::Session { session })?;
+            counts.sessions += 1;
+        }
+        let limits = record.limits;
+        for (name, at) in [
+            ("messages", limits.messages.tat_ns),
+            ("messages-notice", limits.messages.told_until_ns),
+            ("searches", limits.searches.tat_ns),
+            ("searches-notice", limits.searches.told_until_ns),
+        ] {
+            if at > now_ns {
+                let key = format!("{name}:{phone}");
+                write_line(out, &Record::Limit { key, at })?;
+                counts.limits += 1;
+            }
+        }
+        if let Some(opted_out_at) = record.opted_out_at_ms {
+            write_line(
+                out,
+                &Record::OptOut {
+                    phone,
+                    opted_out_at,
+                },
+            )?;
+            counts.opt_outs += 1;
+        }
     }
     out.flush()?;
     Ok(counts)
@@ -225,32 +235,44 @@ fn check_time(field: &str, ms: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes checked records into a store that is not serving: sessions and
-/// opt-outs replace any stored under the same phones.
-pub async fn restore(
-    records: Vec<Record>,
-    sessions: &SessionStore,
-    limits: &Limits,
-) -> Result<Counts, BackupError> {
+/// Writes checked records into a store that is not serving: what a record
+/// carries replaces what is stored for its phone.
+pub async fn restore(records: Vec<Record>, store: &Store) -> Result<Counts, BackupError> {
     let mut counts = Counts::default();
-    let mut to_import = Vec::new();
-    let mut opt_outs = Vec::new();
+    let mut phones: BTreeMap<PhoneNumber, ImportedRecord> = BTreeMap::new();
     for record in records {
         match record {
             Record::Header { .. } => {}
-            Record::Session { session } => to_import.push(session),
+            Record::Session { session } => {
+                counts.sessions += 1;
+                let phone = session.phone;
+                phones.entry(phone).or_default().session = Some(session);
+            }
             Record::Limit { key, at } => {
-                limits.restore(&key, at)?;
+                let Some((name, phone)) = key
+                    .split_once(':')
+                    .and_then(|(name, phone)| Some((name, PhoneNumber::from_stored(phone)?)))
+                else {
+                    tracing::warn!("skipping a rate-limit entry with an unknown key");
+                    continue;
+                };
                 counts.limits += 1;
+                phones
+                    .entry(phone)
+                    .or_default()
+                    .limits
+                    .push((name.to_owned(), at));
             }
             Record::OptOut {
                 phone,
                 opted_out_at,
-            } => opt_outs.push((phone, opted_out_at)),
+            } => {
+                counts.opt_outs += 1;
+                phones.entry(phone).or_default().opted_out_at_ms = Some(opted_out_at);
+            }
         }
     }
-    counts.sessions = sessions.import(to_import).await?;
-    counts.opt_outs = sessions.import_opt_outs(opt_outs).await?;
+    store.import(phones).await?;
     Ok(counts)
 }
 
@@ -265,14 +287,13 @@ mod tests {
     const NOW_MS: u64 = 1_764_000_000_000;
 
     /// A session and rate-limit store on a real sled database in `dir`.
-    fn stores(dir: &std::path::Path) -> (SessionStore, Limits) {
+    fn stores(dir: &std::path::Path) -> (Store, ()) {
         let mut config = Config::default();
         config.storage.data_dir = dir.join("state");
         let clock = ManualClock::new(NOW_MS);
         let db = crate::storage::open(&config.storage).unwrap();
-        let sessions = SessionStore::open(&db, &config, clock.clone()).unwrap();
-        let limits = Limits::open(&db, &config.limits, clock).unwrap();
-        (sessions, limits)
+        let sessions = Store::open(&db, &config, clock).unwrap();
+        (sessions, ())
     }
 
     fn session(phone: &str, last_activity_ms: u64) -> Session {
@@ -312,21 +333,24 @@ mod tests {
     }
 
     /// A store holding two sessions and a rate-limit entry, and its export.
-    async fn filled() -> (tempfile::TempDir, SessionStore, Limits, Vec<u8>) {
+    async fn filled() -> (tempfile::TempDir, Store, (), Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
-        let (sessions, limits) = stores(dir.path());
+        let (sessions, _limits) = stores(dir.path());
         sessions
-            .import([
+            .import_sessions([
                 session("+919840930854", NOW_MS),
                 session("+919840930855", NOW_MS),
             ])
             .await
             .unwrap();
-        limits
-            .restore("messages:+919840930854", (NOW_MS + 60_000) * 1_000_000)
-            .unwrap();
+        let phone = PhoneNumber::parse("+919840930854", Region::default()).unwrap();
+        let limit = ImportedRecord {
+            limits: vec![("messages".to_owned(), (NOW_MS + 60_000) * 1_000_000)],
+            ..ImportedRecord::default()
+        };
+        sessions.import([(phone, limit)]).await.unwrap();
         let mut out = Vec::new();
-        let counts = export(&sessions, &limits, NOW_MS, &mut out).unwrap();
+        let counts = export(&sessions, NOW_MS, &mut out).unwrap();
         assert_eq!(
             counts,
             Counts {
@@ -335,7 +359,7 @@ mod tests {
                 opt_outs: 0
             }
         );
-        (dir, sessions, limits, out)
+        (dir, sessions, (), out)
     }
 
     #[tokio::test]
@@ -347,13 +371,13 @@ mod tests {
 
     #[tokio::test]
     async fn an_export_whose_writer_fails_part_way_is_an_error() {
-        let (_dir, sessions, limits, whole) = filled().await;
+        let (_dir, sessions, _limits, whole) = filled().await;
         for room in [0, 10, whole.len() / 2, whole.len() - 1] {
             let mut out = FailingWriter {
                 written: Vec::new(),
                 room,
             };
-            let result = export(&sessions, &limits, NOW_MS, &mut out);
+            let result = export(&sessions, NOW_MS, &mut out);
             assert!(
                 matches!(result, Err(BackupError::Write(_))),
                 "room {room}: {result:?}"
@@ -395,10 +419,10 @@ mod tests {
     #[tokio::test]
     async fn files_without_opt_outs_still_import_and_opt_out_lines_restore() {
         let dir = tempfile::tempdir().unwrap();
-        let (sessions, limits) = stores(dir.path());
+        let (sessions, _limits) = stores(dir.path());
         let old = "{\"type\":\"header\",\"format\":\"roster-export\",\"version\":1,\"exportedAt\":1764000000000}\n\
                    {\"type\":\"limit\",\"key\":\"messages:+919840930854\",\"at\":1764000072000000000}\n";
-        let counts = restore(read(old.as_bytes()).unwrap(), &sessions, &limits)
+        let counts = restore(read(old.as_bytes()).unwrap(), &sessions)
             .await
             .unwrap();
         assert_eq!(
@@ -410,17 +434,17 @@ mod tests {
             }
         );
         let phone = PhoneNumber::parse("+919840930855", Region::default()).unwrap();
-        assert_eq!(sessions.opted_out_since(&phone).unwrap(), None);
+        assert_eq!(sessions.opted_out_since(&phone).await.unwrap(), None);
 
         let line = |at: u64| {
             format!("{{\"type\":\"optout\",\"phone\":\"+919840930855\",\"optedOutAt\":{at}}}\n")
         };
         let new = format!("{old}{}", line(NOW_MS));
-        let counts = restore(read(new.as_bytes()).unwrap(), &sessions, &limits)
+        let counts = restore(read(new.as_bytes()).unwrap(), &sessions)
             .await
             .unwrap();
         assert_eq!(counts.opt_outs, 1);
-        assert_eq!(sessions.opted_out_since(&phone).unwrap(), Some(NOW_MS));
+        assert_eq!(sessions.opted_out_since(&phone).await.unwrap(), Some(NOW_MS));
         assert_eq!(sessions.opted_out_count(), 1);
 
         let far = format!("{old}{}", line(MAX_TIMESTAMP_MS + 1));

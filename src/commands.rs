@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::directory::{Directory, RowUnit};
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
-use crate::session::SessionStore;
+use crate::store::Store;
 use crate::storage::{self, StorageError};
 
 /// Where a command reads from and how it prints.
@@ -39,7 +39,7 @@ enum Source {
 }
 
 struct LocalState {
-    sessions: SessionStore,
+    sessions: Store,
     limits: Limits,
     clock: SharedClock,
 }
@@ -52,10 +52,8 @@ impl LocalState {
             path: config.storage.data_dir.clone(),
             reason: e,
         };
-        let sessions =
-            SessionStore::open(&db, config, clock.clone()).map_err(|e| other(e.to_string()))?;
-        let limits =
-            Limits::open(&db, &config.limits, clock.clone()).map_err(|e| other(e.to_string()))?;
+        let sessions = Store::open(&db, config, clock.clone()).map_err(|e| other(e.to_string()))?;
+        let limits = Limits::new(&config.limits, clock.clone());
         Ok(LocalState {
             sessions,
             limits,
@@ -161,11 +159,12 @@ pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitC
             other => Some(other?),
         },
         Source::Local(local) => {
-            let opted_out_at = local.sessions.opted_out_since(&phone)?;
-            let view = match local.sessions.get(&phone).await? {
+            let state = local.sessions.phone_state(&phone).await?;
+            let opted_out_at = state.opted_out_at_ms;
+            let view = match state.session {
                 Some(session) => {
                     let mut view = serde_json::to_value(session.view(local.clock.now_ms()))?;
-                    view["stats"]["limits"] = json!(local.limits.view(&phone));
+                    view["stats"]["limits"] = json!(local.limits.view(&state.limits));
                     Some(view)
                 }
                 None if opted_out_at.is_some() => Some(json!({ "phoneNumber": phone.e164() })),
@@ -300,7 +299,8 @@ pub async fn limits_show(target: &Target, phone: &str) -> anyhow::Result<ExitCod
                 .await?
         }
         Source::Local(local) => {
-            json!({ "phoneNumber": phone.e164(), "limits": local.limits.view(&phone) })
+            let state = local.sessions.limit_state(&phone).await?;
+            json!({ "phoneNumber": phone.e164(), "limits": local.limits.view(&state) })
         }
     };
     target.print(&value, |v| {
@@ -319,7 +319,6 @@ pub async fn stats(target: &Target) -> anyhow::Result<ExitCode> {
         Source::Server(admin) => admin.get("/admin/stats").await?,
         Source::Local(local) => json!({
             "sessions": local.sessions.stats(),
-            "rateLimitEntries": local.limits.stored_entries(),
         }),
     };
     target.print(&value, |v| {
@@ -329,7 +328,7 @@ pub async fn stats(target: &Target) -> anyhow::Result<ExitCode> {
             out.push_str(&format!("members:              {members}\n"));
         }
         out.push_str(&format!(
-            "sessions stored:      {}\ncache entries:        {}\ncache hit rate:       {:.1}%\nsweeps:               {}\nswept sessions:       {}\nswept replies:        {}\ndurable flushes:      {}\nrate-limit entries:   {}\n",
+            "sessions stored:      {}\ncache entries:        {}\ncache hit rate:       {:.1}%\nsweeps:               {}\nswept sessions:       {}\nswept replies:        {}\ndurable flushes:      {}\n",
             s["storedSessions"].as_u64().unwrap_or(0),
             s["cacheEntries"].as_u64().unwrap_or(0),
             s["cacheHitRate"].as_f64().unwrap_or(0.0) * 100.0,
@@ -337,7 +336,6 @@ pub async fn stats(target: &Target) -> anyhow::Result<ExitCode> {
             s["sweptSessions"].as_u64().unwrap_or(0),
             s["sweptMessages"].as_u64().unwrap_or(0),
             s["flushes"].as_u64().unwrap_or(0),
-            v["rateLimitEntries"].as_u64().unwrap_or(0),
         ));
         out
     });
@@ -408,7 +406,7 @@ async fn write_export(
         }
         Source::Local(local) => {
             let counts =
-                backup::export(&local.sessions, &local.limits, local.clock.now_ms(), sink)?;
+                backup::export(&local.sessions, local.clock.now_ms(), sink)?;
             eprintln!(
                 "exported {} sessions and {} rate-limit entries and {} opt-outs",
                 counts.sessions, counts.limits, counts.opt_outs
@@ -432,7 +430,7 @@ pub async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => return Err(e.into()),
     };
-    let counts = backup::restore(records, &local.sessions, &local.limits).await?;
+    let counts = backup::restore(records, &local.sessions).await?;
     local.sessions.flush().await?;
     println!(
         "imported {} sessions and {} rate-limit entries and {} opt-outs into {}",
@@ -537,12 +535,12 @@ fn time(ms: Option<u64>) -> String {
 }
 
 /// `roster check-data [--data-dir DIR]`: what a stopped data dir holds
-/// ([`crate::datacheck`]); exits 1 if anything is unreadable, 2 if the
+/// ([`crate::store::check`]); exits 1 if anything is unreadable, 2 if the
 /// check cannot run (no data dir, or one in use).
 pub fn check_data(config: &Config, data_dir: Option<&Path>, json: bool) -> ExitCode {
     let dir = data_dir.unwrap_or(&config.storage.data_dir);
     let now_ms = crate::clock::Clock::now_ms(&SystemClock);
-    let report = match crate::datacheck::check(dir, config.storage.cache_bytes, now_ms) {
+    let report = match crate::store::check::check(dir, config.storage.cache_bytes, now_ms) {
         Ok(report) => report,
         Err(e) => {
             eprintln!("roster: {e}");
@@ -555,7 +553,7 @@ pub fn check_data(config: &Config, data_dir: Option<&Path>, json: bool) -> ExitC
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        print!("{}", crate::datacheck::describe(&report));
+        print!("{}", crate::store::check::describe(&report));
     }
     if report.has_unreadable() {
         ExitCode::FAILURE

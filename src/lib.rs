@@ -79,7 +79,6 @@ pub mod commands;
 pub mod config;
 pub mod connections;
 pub mod dashboard;
-pub mod datacheck;
 pub mod directory;
 pub mod limits;
 pub mod metrics;
@@ -89,6 +88,7 @@ pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod storage;
+pub mod store;
 pub mod twilio;
 pub mod webhook;
 

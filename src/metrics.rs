@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 
 use crate::connections::{Pending, Tracker};
 use crate::limits::Limits;
-use crate::session::SessionStore;
+use crate::store::Store;
 use crate::storage::FailureKind;
 
 /// Webhook outcomes that always appear, at zero until they happen.
@@ -162,7 +162,7 @@ impl ModelMetrics {
 }
 
 impl Metrics {
-    pub fn new(sessions: Arc<SessionStore>) -> Metrics {
+    pub fn new(sessions: Arc<Store>) -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<OutcomeLabel, Counter>::default();
         for outcome in OUTCOMES {
@@ -275,7 +275,7 @@ impl Metrics {
 /// Reads the session store's counters at scrape time.
 #[derive(Debug)]
 struct StoreCollector {
-    sessions: Arc<SessionStore>,
+    sessions: Arc<Store>,
 }
 
 impl Collector for StoreCollector {

@@ -31,7 +31,7 @@ use crate::directory::{Directory, LoadError};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::models::Models;
-use crate::session::{SessionStore, StoreError, sweeper};
+use crate::store::{Store, StoreError};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
 use crate::twilio::SignatureVerifier;
@@ -83,14 +83,13 @@ pub struct AppState {
     /// Swapped whole on a directory reload; requests in flight keep theirs.
     assistant: Arc<ArcSwap<Assistant>>,
     pub limits: Arc<Limits>,
-    pub sessions: Arc<SessionStore>,
+    pub sessions: Arc<Store>,
     pub metrics: Arc<Metrics>,
     /// The optional chat and embedding models (`[llm]`, `[embeddings]`).
     pub models: Arc<Models>,
     /// Late replies through the Messages API; `None` without
     /// `twilio.account_sid`.
     pub outbox: Option<Arc<Outbox>>,
-    pub db: sled::Db,
     pub clock: SharedClock,
     /// Open connections and their cap.
     pub connections: Arc<Tracker>,
@@ -165,9 +164,8 @@ impl App {
         };
         let assistant = load_assistant(&config)?;
         let db = storage::open_when_space(&config.storage)?;
-        let sessions = SessionStore::open(&db, &config, options.clock.clone())?;
-        let limits =
-            Limits::open(&db, &config.limits, options.clock.clone()).map_err(StoreError::from)?;
+        let sessions = Store::open(&db, &config, options.clock.clone())?;
+        let limits = Limits::new(&config.limits, options.clock.clone());
         let sessions = Arc::new(sessions);
         let figures = Figures::open(
             storage::HourTree::open(&db)?,
@@ -214,7 +212,6 @@ impl App {
                 metrics,
                 models: Arc::new(models),
                 outbox,
-                db,
                 clock: options.clock,
                 connections,
                 pending,
@@ -287,38 +284,17 @@ impl App {
         // Background tasks outlive the HTTP server: requests in flight may
         // still wait on the flusher.
         let (tasks_trigger, tasks_shutdown) = ShutdownTrigger::new();
-        let flusher = tokio::spawn(Arc::clone(&state.sessions).run_flusher(tasks_shutdown.clone()));
+        let store = tokio::spawn(Arc::clone(&state.sessions).run(
+            state.config.session.sweep_interval,
+            state.config.storage.check_every,
+            tasks_shutdown.clone(),
+        ));
         let outbox = state
             .outbox
             .clone()
             .map(|outbox| tokio::spawn(outbox.run(tasks_shutdown.clone())));
-        let limits = Arc::clone(&state.limits);
-        let sweeps = std::sync::atomic::AtomicU64::new(0);
-        let sweeper = tokio::spawn(sweeper::run(
-            Arc::clone(&state.sessions),
-            state.config.session.sweep_interval,
-            Arc::new(move || {
-                // Buckets refill over an hour: scanning for idle ones every
-                // tenth sweep (5 minutes by default) is often enough.
-                if sweeps
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    .is_multiple_of(10)
-                {
-                    let forgotten = limits.forget_idle();
-                    tracing::debug!(forgotten, "rate-limit state of idle phones dropped");
-                }
-            }),
-            tasks_shutdown.clone(),
-        ));
-        let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown.clone()));
-
+        let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown));
         let health = Arc::clone(state.sessions.health());
-        let watcher = tokio::spawn(storage::watch(
-            Arc::clone(&health),
-            state.sessions.probe(),
-            state.config.storage.check_every,
-            tasks_shutdown,
-        ));
         // A storage failure ends in a restart once the disk takes writes.
         let shutdown = shutdown.or_else(async move { health.wait_for_restart().await });
 
@@ -341,7 +317,7 @@ impl App {
             }
         };
         tasks_trigger.fire();
-        for task in [flusher, sweeper, figures, watcher] {
+        for task in [store, figures] {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }
@@ -473,7 +449,7 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let members = app.assistant().directory().len();
     // A read proves the store answers; sled keeps it open until we drop it.
     let failure = app.sessions.health().failure();
-    let storage_ok = failure.is_none() && app.db.get(b"readyz").is_ok();
+    let storage_ok = failure.is_none() && app.sessions.readable();
     let ready = members > 0 && storage_ok;
     let status = if ready {
         StatusCode::OK

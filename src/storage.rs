@@ -994,7 +994,7 @@ mod tests {
         let server = Arc::into_inner(server).expect("senders are done");
         let (result, took) = server.stop().await;
         assert!(
-            took < Duration::from_secs(2) + crate::session::store::FINAL_FLUSH_LIMIT,
+            took < Duration::from_secs(2) + crate::store::FINAL_FLUSH_LIMIT,
             "{took:?}"
         );
         let error = result.expect_err("what could not be flushed is an error");

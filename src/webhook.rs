@@ -27,7 +27,8 @@ use crate::directory::{Directory, Member};
 use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
-use crate::session::{Entry, Session, StoreError};
+use crate::session::{Entry, Session};
+use crate::store::{StoreError, Turn};
 use crate::twilio::outbox::Handoff;
 use crate::twilio::{self, Content, FormError, Inbound, Location, Reply};
 
@@ -184,13 +185,12 @@ async fn handle_message(
     let fields = twilio::parse_form(body)?;
     verify_signature(app, uri, headers, &fields)?;
     let inbound = Inbound::from_form(&fields, app.config.directory.default_region)?;
-    let _turn = app.sessions.lock(inbound.from).await;
-    let stored = app.sessions.load_in_turn(&inbound.from).await?;
-    if let Some(twiml) = remembered_reply(app, &inbound, stored.as_deref())? {
+    let mut turn = app.sessions.turn(inbound.from).await?;
+    if let Some(twiml) = remembered_reply(&turn, &inbound)? {
         return Ok(Handled::new(Outcome::Duplicate, &inbound, twiml));
     }
     let assistant = app.assistant();
-    if let Some((outcome, twiml)) = honour_opt_out(app, &assistant, &inbound).await? {
+    if let Some((outcome, twiml)) = honour_opt_out(app, &assistant, &mut turn, &inbound).await? {
         return Ok(Handled::new(outcome, &inbound, twiml));
     }
     let Some(member) = assistant.directory().active_member(&inbound.from) else {
@@ -200,20 +200,28 @@ async fn handle_message(
     // A member's message ends in a write: refuse it before spending quota
     // when storage is out of service.
     app.sessions.writable()?;
-    if let Verdict::Refused { wait, notify } = app.limits.messages.check(&inbound.from) {
-        let reply = limit_reply(app.limits.messages.per_hour(), "messages", wait, notify);
+    let now_ns = app.limits.now_ns();
+    let messages = &app.limits.messages;
+    if let Verdict::Refused { wait, notify } =
+        turn.check(|l| &mut l.messages, |bucket| messages.check(bucket, now_ns))
+    {
+        turn.commit().await?;
+        let reply = limit_reply(messages.per_hour(), "messages", wait, notify);
         return Ok(Handled::new(
             Outcome::LimitedMessages,
             &inbound,
             reply.to_twiml(),
         ));
     }
-    let mut session = app.sessions.session_for(member, stored.as_deref());
+    let mut session = turn.session_for(member);
     let reading = read_message(app, &assistant, &inbound, &session, member).await;
+    let searches = &app.limits.searches;
     if reading.runs_search()
-        && let Verdict::Refused { wait, notify } = app.limits.searches.check(&inbound.from)
+        && let Verdict::Refused { wait, notify } =
+            turn.check(|l| &mut l.searches, |bucket| searches.check(bucket, now_ns))
     {
-        let reply = limit_reply(app.limits.searches.per_hour(), "searches", wait, notify);
+        turn.commit().await?;
+        let reply = limit_reply(searches.per_hour(), "searches", wait, notify);
         return Ok(Handled::new(
             Outcome::LimitedSearches,
             &inbound,
@@ -224,9 +232,8 @@ async fn handle_message(
     let asked = Asked::of(&entry);
     let twiml = queue_if_late(app, late, &inbound, &fields, twiml).await?;
     record_exchange(app, &mut session, entry, reading.runs_search());
-    app.sessions
-        .save(session, stored.as_deref(), sent(&inbound, &twiml))
-        .await?;
+    turn.record_exchange(session, sent(&inbound, &twiml));
+    turn.commit().await?;
     Ok(Handled {
         asked,
         ..Handled::new(Outcome::Answered, &inbound, twiml)
@@ -352,13 +359,9 @@ impl Handled {
 
 /// The reply already sent to this phone for this MessageSid, when Twilio
 /// delivers it again; never a reply that went to another phone.
-fn remembered_reply(
-    app: &AppState,
-    inbound: &Inbound,
-    stored: Option<&Session>,
-) -> Result<Option<String>, StoreError> {
+fn remembered_reply(turn: &Turn<'_>, inbound: &Inbound) -> Result<Option<String>, StoreError> {
     match &inbound.message_sid {
-        Some(sid) => app.sessions.reply_for(&inbound.from, sid, stored),
+        Some(sid) => turn.remembered(sid),
         None => Ok(None),
     }
 }
@@ -563,13 +566,14 @@ fn opt_keyword(text: &str) -> Option<OptKeyword> {
 async fn honour_opt_out(
     app: &AppState,
     assistant: &Assistant,
+    turn: &mut Turn<'_>,
     inbound: &Inbound,
 ) -> Result<Option<(Outcome, String)>, StoreError> {
     let keyword = match inbound.content() {
         Content::Text(text) => opt_keyword(text),
         _ => None,
     };
-    let opted_out = app.sessions.opted_out_since(&inbound.from)?.is_some();
+    let opted_out = turn.opted_out_since().is_some();
     let org = &app.config.directory.org_name;
     match (opted_out, keyword) {
         (false, Some(OptKeyword::Stop)) => {
@@ -577,9 +581,8 @@ async fn honour_opt_out(
                 "You won't get messages from {org} any more. Send START to resume."
             ))
             .to_twiml();
-            app.sessions
-                .opt_out(&inbound.from, sent(inbound, &twiml))
-                .await?;
+            turn.opt_out(sent(inbound, &twiml));
+            turn.commit().await?;
             Ok(Some((Outcome::OptedOut, twiml)))
         }
         (true, Some(OptKeyword::Start)) => {
@@ -596,9 +599,8 @@ async fn honour_opt_out(
                 "Welcome back! You'll get replies from {org} again.\n{hint}"
             ))
             .to_twiml();
-            app.sessions
-                .opt_in(&inbound.from, sent(inbound, &twiml))
-                .await?;
+            turn.opt_in(sent(inbound, &twiml));
+            turn.commit().await?;
             Ok(Some((Outcome::OptedIn, twiml)))
         }
         (true, _) => Ok(Some((

@@ -22,7 +22,7 @@ use crate::assistant::{Entities, Intent};
 use crate::clock::SharedClock;
 use crate::config::DashboardConfig;
 use crate::session::Entry;
-use crate::session::codec;
+use crate::store::codec;
 use crate::shutdown::Shutdown;
 use crate::storage::{HourTree, StorageError};
 

@@ -1102,8 +1102,16 @@ pub(super) async fn lookup(
         return forbidden(&app);
     }
     let result = match PhoneNumber::parse(form.phone.trim(), app.config.directory.default_region) {
-        Ok(phone) => {
-            let limits = app.limits.view(&phone);
+        Ok(phone) => match app.sessions.limit_state(&phone).await {
+          Err(e) => LookupResult {
+            masked: phone.masked(),
+            messages: String::new(),
+            searches: String::new(),
+            reference: None,
+            error: Some(format!("The limits could not be read: {e}")),
+          },
+          Ok(state) => {
+            let limits = app.limits.view(&state);
             let left = |r: crate::limits::Remaining| {
                 let mut text = format!("{} of {} left this hour", r.remaining, r.limit);
                 if r.remaining == 0 {
@@ -1122,7 +1130,8 @@ pub(super) async fn lookup(
                 reference: live.then(|| reference(&app, &phone)),
                 error: None,
             }
-        }
+          }
+        },
         Err(e) => LookupResult {
             masked: String::new(),
             messages: String::new(),

@@ -10,18 +10,22 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Format version of [`crate::session::Session`] values.
+/// Format version of a [`super::record::PhoneRecord`]: the session (as in
+/// [`SESSION_V1`]), limits, opt-out and remembered replies of one phone.
+pub const RECORD_V1: u8 = 1;
+/// Format version of [`crate::session::Session`] values, as stored on their
+/// own before phone records (and inside a record since).
 pub const SESSION_V1: u8 = 1;
-/// Format version of remembered replies (duplicate deliveries) written
+/// Before phone records: format version of remembered replies (duplicate deliveries) written
 /// before they named the phone they answered; still read, never answered.
 pub const SEEN_V1: u8 = 1;
-/// Format version of remembered replies with the phone they answered.
+/// Before phone records: format version of remembered replies with the phone they answered.
 pub const SEEN_V2: u8 = 2;
-/// Format version of the stored session count.
+/// Format version of the stored record count.
 pub const COUNT_V1: u8 = 1;
-/// Format version of an opt-out (a phone that sent STOP).
+/// Before phone records: format version of an opt-out (a phone that sent STOP).
 pub const OPT_OUT_V1: u8 = 1;
-/// Format version of rate-limit state.
+/// Before phone records: format version of rate-limit state.
 pub const LIMIT_V1: u8 = 1;
 
 /// Largest value we will decode; far above any real session.

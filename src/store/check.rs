@@ -16,10 +16,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::codec::{self, CodecError};
+use super::migrate::{PhoneReply, SeenReply};
+use super::record::PhoneRecord;
 use crate::phone::PhoneNumber;
 use crate::session::Session;
-use crate::session::codec::{self, CodecError};
-use crate::session::replies::{PhoneReply, SeenReply};
 use crate::storage;
 
 /// How many unreadable values are described one by one.
@@ -89,6 +90,11 @@ pub struct DataReport {
     /// Remembered replies in the layout before per-window trees (moved
     /// over at the next start).
     pub legacy_replies: u64,
+    /// Phone records (the layout since records).
+    pub phone_records: u64,
+    /// Whether the data dir still holds the layout from before records:
+    /// the next start moves it into records.
+    pub older_layout: bool,
     /// Trees this version does not know, with their key counts.
     pub other_trees: Vec<(String, u64)>,
     /// The first [`LISTED`] unreadable values, described.
@@ -210,6 +216,7 @@ fn read_all(db: &sled::Db, now_ms: u64, report: &mut DataReport) {
             }
         };
         match name.as_str() {
+            super::TREE => read_phones(&tree, now_ms, report),
             "sessions" => read_sessions(&tree, now_ms, report),
             "limits" => read_limits(&tree, report),
             "optouts" => read_opt_outs(&tree, report),
@@ -267,7 +274,61 @@ fn decode_u64(what: &'static str, version: u8, bytes: &[u8]) -> Result<u64, Code
     }
 }
 
+/// The phone records, their index and count (the layout since records).
+fn read_phones(tree: &sled::Tree, now_ms: u64, report: &mut DataReport) {
+    report.closed_cleanly = true;
+    let now_ns = now_ms.saturating_mul(1_000_000);
+    for (key, value) in entries(super::TREE, tree, report) {
+        match key.first() {
+            Some(&super::RECORD) => match PhoneRecord::decode(&value) {
+                Ok(record) => {
+                    match &record.session {
+                        Some(s) if s.is_expired(now_ms) => report.sessions.expired += 1,
+                        Some(_) => report.sessions.live += 1,
+                        None => {}
+                    }
+                    let limits = [record.limits.messages, record.limits.searches];
+                    report.limit_entries.readable +=
+                        limits.iter().filter(|b| b.is_live(now_ns)).count() as u64;
+                    if record.opted_out_at_ms.is_some() {
+                        report.opt_outs.readable += 1;
+                    }
+                    report.phone_records += 1;
+                    for reply in &record.replies {
+                        // The window is the serving roster's setting; a
+                        // reply from before now is counted as remembered.
+                        if reply.sent_at_ms <= now_ms {
+                            report.remembered_replies.readable += 1;
+                        }
+                    }
+                }
+                Err(e) => {
+                    report.sessions.unreadable += 1;
+                    report.problem(format!("record of {}: {e}", key_text(&key[1..])));
+                }
+            },
+            Some(&super::DUE) => report.expiry_index_keys += 1,
+            Some(&super::OPTED_OUT) => {}
+            _ if key.as_ref() == super::COUNT => {
+                match decode_u64("session count", codec::COUNT_V1, &value) {
+                    Ok(count) => report.stored_session_count = Some(count),
+                    // Rebuilt by counting at the next start: nothing is lost.
+                    Err(e) => report.problem(format!("the session count: {e}")),
+                }
+            }
+            _ if key.as_ref() == super::OPEN => report.closed_cleanly = false,
+            _ => report.problem(format!(
+                "the phones tree has a key this version does not know ({})",
+                key_text(&key)
+            )),
+        }
+    }
+}
+
+/// The sessions tree of a data dir from before records (moved into records
+/// at the next start).
 fn read_sessions(tree: &sled::Tree, now_ms: u64, report: &mut DataReport) {
+    report.older_layout = true;
     report.closed_cleanly = true;
     for (key, value) in entries("sessions", tree, report) {
         match key.first() {
@@ -299,6 +360,7 @@ fn read_sessions(tree: &sled::Tree, now_ms: u64, report: &mut DataReport) {
 }
 
 fn read_limits(tree: &sled::Tree, report: &mut DataReport) {
+    report.older_layout = true;
     for (key, value) in entries("limits", tree, report) {
         match decode_u64("rate-limit entry", codec::LIMIT_V1, &value) {
             Ok(_) => report.limit_entries.readable += 1,
@@ -320,6 +382,7 @@ fn limit_key(key: &[u8]) -> String {
 }
 
 fn read_opt_outs(tree: &sled::Tree, report: &mut DataReport) {
+    report.older_layout = true;
     for (key, value) in entries("optouts", tree, report) {
         let phone = std::str::from_utf8(&key)
             .ok()
@@ -342,6 +405,7 @@ fn read_opt_outs(tree: &sled::Tree, report: &mut DataReport) {
 }
 
 fn read_replies(name: &str, tree: &sled::Tree, now_ms: u64, report: &mut DataReport) {
+    report.older_layout = true;
     report.reply_windows += 1;
     for (_, value) in entries(name, tree, report) {
         // Format 2 names the phone the reply went to; format 1 (older
@@ -384,6 +448,16 @@ pub fn describe(report: &DataReport) -> String {
         out.push_str(&format!("  UNREADABLE: {error}\n"));
         return out;
     }
+    if report.older_layout {
+        out.push_str(
+            "  layout:              from before phone records; the next start moves it into one record per phone\n",
+        );
+    } else {
+        out.push_str(&format!(
+            "  phone records:       {}\n",
+            report.phone_records
+        ));
+    }
     let s = &report.sessions;
     out.push_str(&format!(
         "  sessions:            {} live, {} expired (swept at the next start), {} unreadable\n",
@@ -419,7 +493,7 @@ pub fn describe(report: &DataReport) -> String {
     ));
     if report.legacy_replies > 0 {
         out.push_str(&format!(
-            "  older-layout replies: {} (moved to their windows at the next start)\n",
+            "  older-layout replies: {} (moved into records at the next start)\n",
             report.legacy_replies
         ));
     }

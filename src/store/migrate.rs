@@ -1,0 +1,375 @@
+//! Moving a data dir written before phone records into records, once, at
+//! open, crash-safely.
+//!
+//! Before, each phone's state was spread over trees of its own: `sessions`
+//! (`s` ‖ phone → session, with an `e` index and, earlier still, `m` ‖
+//! MessageSid → reply with an `x` index), `limits` (`messages:<phone>`,
+//! `messages-notice:<phone>`, the same for searches → absolute ns),
+//! `optouts` (phone → ms) and one `replies:<start>:<length>` tree per
+//! window (MessageSid ‖ 0 ‖ phone → reply, or MessageSid alone in format 1).
+//!
+//! The move runs in two passes. The first builds each phone's record from
+//! every piece found, merged into any record already written for it, and
+//! writes it (index key first, as a commit does), then flushes. The second
+//! removes the old pieces: whole trees when everything in them was read,
+//! key by key otherwise. A crash in either pass leaves a data dir that opens
+//! and finishes the move: nothing serves before it is done, and merging the
+//! same pieces again writes the same record. A piece this version cannot
+//! read is logged and left where it is, never dropped.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec;
+use super::record::{Keeping, PhoneRecord, RememberedReply};
+use super::{OPTED_OUT, StoreError, due_at, due_bucket, due_key, phone_key, record_key};
+use crate::phone::PhoneNumber;
+use crate::session::Session;
+
+const SESSIONS: &str = "sessions";
+const LIMITS: &str = "limits";
+const OPT_OUTS: &str = "optouts";
+const REPLIES_PREFIX: &str = "replies:";
+/// How close a session entry's time must be to a format-1 reply's sending
+/// time to show that the reply answered that session's phone: both were
+/// taken within the same message's turn.
+const VOUCH_MS: u64 = 2_000;
+
+/// A remembered reply of format 1 ([`codec::SEEN_V1`]): no phone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct SeenReply {
+    pub(super) twiml: String,
+    pub(super) expires_at_ms: u64,
+}
+
+/// A remembered reply of format 2 ([`codec::SEEN_V2`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PhoneReply {
+    pub(super) phone: String,
+    pub(super) twiml: String,
+    pub(super) expires_at_ms: u64,
+}
+
+/// What the move found and wrote, for the log.
+#[derive(Debug, Default)]
+struct Moved {
+    sessions: u64,
+    replies: u64,
+    limits: u64,
+    opt_outs: u64,
+    unreadable: u64,
+}
+
+/// One old tree: its keys read (to remove), and whether all of it was.
+struct OldTree {
+    name: String,
+    tree: sled::Tree,
+    read: Vec<sled::IVec>,
+    complete: bool,
+}
+
+/// Moves an older layout into records; how many phones it wrote.
+pub(super) fn from_v1(
+    db: &sled::Db,
+    phones_tree: &sled::Tree,
+    keeping: Keeping,
+    now_ms: u64,
+) -> Result<u64, StoreError> {
+    let mut old = Vec::new();
+    for name in db.tree_names() {
+        let Ok(name) = std::str::from_utf8(&name).map(str::to_owned) else {
+            continue;
+        };
+        if [SESSIONS, LIMITS, OPT_OUTS].contains(&name.as_str()) || name.starts_with(REPLIES_PREFIX)
+        {
+            let tree = db.open_tree(&name)?;
+            if tree.is_empty() {
+                drop(tree);
+                db.drop_tree(&name)?;
+                continue;
+            }
+            old.push(OldTree {
+                name,
+                tree,
+                read: Vec::new(),
+                complete: true,
+            });
+        }
+    }
+    if old.is_empty() {
+        return Ok(0);
+    }
+    let mut moved = Moved::default();
+    let mut records: BTreeMap<PhoneNumber, PhoneRecord> = BTreeMap::new();
+    let mut anonymous: Vec<(String, SeenReply)> = Vec::new();
+    for tree in &mut old {
+        read_tree(tree, &mut records, &mut anonymous, &mut moved, keeping, now_ms)?;
+    }
+    vouch(&mut records, anonymous, keeping, now_ms, &mut moved);
+    // Pass 1: every record, merged into what an interrupted move wrote.
+    let phones = records.len() as u64;
+    for (phone, mut pieces) in records {
+        let mut record = match phones_tree.get(record_key(&phone))? {
+            Some(bytes) => PhoneRecord::decode(&bytes)?,
+            None => PhoneRecord::default(),
+        };
+        merge(&mut record, &mut pieces, keeping, now_ms);
+        if let Some(due) = due_at(&record, keeping.dedupe_ttl_ms) {
+            phones_tree.insert(due_key(due_bucket(due), &phone), &[])?;
+        }
+        if record.opted_out_at_ms.is_some() {
+            phones_tree.insert(phone_key(OPTED_OUT, &phone), &[])?;
+        }
+        phones_tree.insert(record_key(&phone), record.encode())?;
+    }
+    db.flush()?;
+    // Pass 2: the old pieces go.
+    for tree in old {
+        if tree.complete {
+            drop(tree.tree);
+            db.drop_tree(&tree.name)?;
+        } else {
+            for key in tree.read {
+                tree.tree.remove(key)?;
+            }
+        }
+    }
+    db.flush()?;
+    tracing::info!(
+        phones,
+        sessions = moved.sessions,
+        replies = moved.replies,
+        limits = moved.limits,
+        opt_outs = moved.opt_outs,
+        unreadable_kept = moved.unreadable,
+        "moved the data dir's state into one record per phone"
+    );
+    Ok(phones)
+}
+
+/// Reads one old tree into `records`.
+fn read_tree(
+    old: &mut OldTree,
+    records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
+    anonymous: &mut Vec<(String, SeenReply)>,
+    moved: &mut Moved,
+    keeping: Keeping,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    for item in old.tree.iter() {
+        let (key, value) = item?;
+        let read = match old.name.as_str() {
+            SESSIONS => read_sessions_key(&key, &value, records, anonymous, moved),
+            LIMITS => read_limit(&key, &value, records, moved),
+            OPT_OUTS => read_opt_out(&key, &value, records, moved),
+            _ => read_reply(&key, &value, records, anonymous, moved, keeping, now_ms),
+        };
+        match read {
+            Ok(()) => old.read.push(key),
+            Err(why) => {
+                tracing::warn!(tree = %old.name, "left an unreadable value in place: {why}");
+                moved.unreadable += 1;
+                old.complete = false;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn phone_of(text: &[u8]) -> Result<PhoneNumber, String> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(PhoneNumber::from_stored)
+        .ok_or_else(|| format!("a key that is not a phone number ({} bytes)", text.len()))
+}
+
+fn read_sessions_key(
+    key: &[u8],
+    value: &[u8],
+    records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
+    anonymous: &mut Vec<(String, SeenReply)>,
+    moved: &mut Moved,
+) -> Result<(), String> {
+    match key.first() {
+        Some(b's') => {
+            let phone = phone_of(&key[1..])?;
+            let session: Session = codec::decode("session", codec::SESSION_V1, value)
+                .map_err(|e| e.to_string())?;
+            records.entry(phone).or_default().session = Some(session);
+            moved.sessions += 1;
+        }
+        Some(b'm') => {
+            let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, value)
+                .map_err(|e| e.to_string())?;
+            let sid = String::from_utf8_lossy(&key[1..]).into_owned();
+            anonymous.push((sid, reply));
+        }
+        // Index keys, the count and the open marker mean nothing any more.
+        _ => {}
+    }
+    Ok(())
+}
+
+fn read_limit(
+    key: &[u8],
+    value: &[u8],
+    records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
+    moved: &mut Moved,
+) -> Result<(), String> {
+    let text = std::str::from_utf8(key).map_err(|_| "a key that is not text".to_owned())?;
+    let (name, phone) = text
+        .split_once(':')
+        .ok_or_else(|| format!("an unknown key {text:?}"))?;
+    let phone = phone_of(phone.as_bytes())?;
+    let at = match value.split_first() {
+        Some((&codec::LIMIT_V1, rest)) => rest
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| format!("a limit of {} bytes", value.len()))?,
+        _ => return Err("a limit of an unknown format".to_owned()),
+    };
+    let limits = &mut records.entry(phone).or_default().limits;
+    match name {
+        "messages" => limits.messages.tat_ns = at,
+        "messages-notice" => limits.messages.told_until_ns = at,
+        "searches" => limits.searches.tat_ns = at,
+        "searches-notice" => limits.searches.told_until_ns = at,
+        _ => return Err(format!("an unknown limit {name:?}")),
+    }
+    moved.limits += 1;
+    Ok(())
+}
+
+fn read_opt_out(
+    key: &[u8],
+    value: &[u8],
+    records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
+    moved: &mut Moved,
+) -> Result<(), String> {
+    let phone = phone_of(key)?;
+    let at = match value.split_first() {
+        Some((&codec::OPT_OUT_V1, rest)) => rest
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| format!("an opt-out of {} bytes", value.len()))?,
+        _ => return Err("an opt-out of an unknown format".to_owned()),
+    };
+    records.entry(phone).or_default().opted_out_at_ms = Some(at);
+    moved.opt_outs += 1;
+    Ok(())
+}
+
+fn read_reply(
+    key: &[u8],
+    value: &[u8],
+    records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
+    anonymous: &mut Vec<(String, SeenReply)>,
+    moved: &mut Moved,
+    keeping: Keeping,
+    now_ms: u64,
+) -> Result<(), String> {
+    match value.first() {
+        Some(&codec::SEEN_V1) => {
+            let reply: SeenReply = codec::decode("remembered reply", codec::SEEN_V1, value)
+                .map_err(|e| e.to_string())?;
+            anonymous.push((String::from_utf8_lossy(key).into_owned(), reply));
+        }
+        _ => {
+            let reply: PhoneReply = codec::decode("remembered reply", codec::SEEN_V2, value)
+                .map_err(|e| e.to_string())?;
+            let sid = key
+                .split(|&b| b == 0)
+                .next()
+                .map(|sid| String::from_utf8_lossy(sid).into_owned())
+                .unwrap_or_default();
+            let phone = phone_of(reply.phone.as_bytes())?;
+            if reply.expires_at_ms > now_ms {
+                records.entry(phone).or_default().replies.push(RememberedReply {
+                    message_sid: sid,
+                    twiml: reply.twiml,
+                    sent_at_ms: reply.expires_at_ms.saturating_sub(keeping.dedupe_ttl_ms),
+                });
+                moved.replies += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Format-1 replies name no phone: each goes to the phone whose own session
+/// recorded an exchange at the moment it was sent, and is dropped when no
+/// session (or more than one) shows that.
+fn vouch(
+    records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
+    anonymous: Vec<(String, SeenReply)>,
+    keeping: Keeping,
+    now_ms: u64,
+    moved: &mut Moved,
+) {
+    for (sid, reply) in anonymous {
+        if reply.expires_at_ms <= now_ms {
+            continue;
+        }
+        let sent_at_ms = reply.expires_at_ms.saturating_sub(keeping.dedupe_ttl_ms);
+        let mut vouched = records.iter_mut().filter(|(_, r)| {
+            r.session.as_ref().is_some_and(|s| {
+                s.history
+                    .iter()
+                    .any(|e| e.timestamp_ms.abs_diff(sent_at_ms) <= VOUCH_MS)
+            })
+        });
+        if let (Some((_, record)), None) = (vouched.next(), vouched.next()) {
+            record.replies.push(RememberedReply {
+                message_sid: sid,
+                twiml: reply.twiml,
+                sent_at_ms,
+            });
+            moved.replies += 1;
+        }
+    }
+}
+
+/// Puts the old `pieces` into `record`: each piece found replaces the part.
+fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, now_ms: u64) {
+    if let Some(mut session) = pieces.session.take() {
+        // The latest reply rode in the session; it is a remembered reply now.
+        if let Some(last) = session.last_reply.take() {
+            pieces.replies.push(RememberedReply {
+                message_sid: last.message_sid,
+                twiml: last.twiml,
+                sent_at_ms: session.last_activity_ms,
+            });
+        }
+        record.session = Some(session);
+    }
+    let limits = pieces.limits;
+    for (mine, theirs) in [
+        (&mut record.limits.messages, limits.messages),
+        (&mut record.limits.searches, limits.searches),
+    ] {
+        if theirs.tat_ns != 0 {
+            mine.tat_ns = theirs.tat_ns;
+        }
+        if theirs.told_until_ns != 0 {
+            mine.told_until_ns = theirs.told_until_ns;
+        }
+    }
+    if pieces.opted_out_at_ms.is_some() {
+        record.opted_out_at_ms = pieces.opted_out_at_ms;
+    }
+    let mut replies = std::mem::take(&mut pieces.replies);
+    replies.sort_by_key(|r| r.sent_at_ms);
+    for reply in replies {
+        if !record
+            .replies
+            .iter()
+            .any(|r| r.message_sid == reply.message_sid)
+        {
+            record.remember(&reply.message_sid, &reply.twiml, reply.sent_at_ms, keeping);
+        }
+    }
+    record
+        .replies
+        .retain(|r| r.sent_at_ms.saturating_add(keeping.dedupe_ttl_ms) > now_ms);
+}
