@@ -328,8 +328,7 @@ fn run_one(
 /// Sessions that fall due halfway through the run, for the sweep test.
 async fn preload_due_sessions(config: &Config, count: usize, run_seconds: u64) {
     let db = roster::storage::open(&config.storage).expect("open");
-    let store =
-        roster::session::SessionStore::open(&db, config, Arc::new(SystemClock)).expect("store");
+    let store = roster::store::Store::open(&db, config, Arc::new(SystemClock)).expect("store");
     let directory =
         roster::directory::Directory::from_csv(&synthetic::synthetic_csv(1, 1), Default::default())
             .expect("dir");
@@ -344,7 +343,7 @@ async fn preload_due_sessions(config: &Config, count: usize, run_seconds: u64) {
                 .unwrap_or(template.phone);
         roster::session::Session::new(&member, at, ttl)
     });
-    store.import(sessions).await.expect("preload");
+    store.import_sessions(sessions).await.expect("preload");
     store.flush().await.expect("flush");
 }
 

@@ -17,7 +17,8 @@ use roster::clock::{Clock, ManualClock};
 use roster::config::{Config, Durability};
 use roster::directory::{Directory, synthetic};
 use roster::phone::Region;
-use roster::session::{Entry, Session, SessionStore};
+use roster::session::{Entry, Session};
+use roster::store::Store;
 
 use support::arg;
 
@@ -48,9 +49,9 @@ fn disk_mb(path: &std::path::Path) -> f64 {
     walk(path) as f64 / (1024.0 * 1024.0)
 }
 
-fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<SessionStore> {
+fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<Store> {
     let db = roster::storage::open(&config.storage).unwrap();
-    Arc::new(SessionStore::open(&db, config, clock.clone()).unwrap())
+    Arc::new(Store::open(&db, config, clock.clone()).unwrap())
 }
 
 fn main() {
@@ -124,7 +125,7 @@ fn main() {
             }
             session
         });
-        store.import(all).await.unwrap();
+        store.import_sessions(all).await.unwrap();
         // Closed as `roster serve` closes it; a crash would make the next
         // open count the sessions once (reported by `--after-crash`).
         if !std::env::args().any(|a| a == "--after-crash") {
@@ -167,45 +168,54 @@ fn main() {
     assert!(status.success());
 }
 
-/// The child process: rate-limit state for `keys` distinct phones.
+/// The child process: rate-limit state for `keys` distinct phones, each
+/// checked in its turn and committed into its record.
 fn limits_child(dir: &std::path::Path, keys: usize) {
-    let clock = ManualClock::new(1_700_000_000_000);
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(64 * 1024 * 1024)
-        .open()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
         .unwrap();
-    let limits = roster::limits::Limits::open(&db, &Default::default(), clock.clone()).unwrap();
-    let phones: Vec<_> = (0..keys)
-        .map(|i| {
-            roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default())
-                .unwrap()
-        })
-        .collect();
-    let rss_before = rss_mb();
-    let started = Instant::now();
-    for phone in &phones {
-        limits.messages.check(phone);
-        limits.searches.check(phone);
-    }
-    let elapsed = started.elapsed();
-    db.flush().unwrap();
-    println!(
-        "limits: {keys} phones x 2 limiters in {:.0} ms ({:.1} µs a check); RSS +{:.0} MB; disk {:.0} MB; {} entries",
-        elapsed.as_secs_f64() * 1000.0,
-        elapsed.as_secs_f64() * 1e6 / (2 * keys) as f64,
-        rss_mb() - rss_before,
-        disk_mb(dir),
-        limits.stored_entries()
-    );
-    clock.advance(Duration::from_secs(3600));
-    let started = Instant::now();
-    let forgotten = limits.forget_idle();
-    println!(
-        "limits: after a full refill, {forgotten} entries dropped in {:.0} ms; {} left",
-        started.elapsed().as_secs_f64() * 1000.0,
-        limits.stored_entries()
-    );
+    runtime.block_on(async {
+        let clock = ManualClock::new(1_700_000_000_000);
+        let mut config = Config::default();
+        config.storage.data_dir = dir.to_owned();
+        config.storage.cache_bytes = 64 * 1024 * 1024;
+        let store = open(&config, &clock);
+        let limits = roster::limits::Limits::new(&Default::default(), clock.clone());
+        let phones: Vec<_> = (0..keys)
+            .map(|i| {
+                roster::phone::PhoneNumber::parse(&synthetic::synthetic_phone(i), Region::default())
+                    .unwrap()
+            })
+            .collect();
+        let rss_before = rss_mb();
+        let started = Instant::now();
+        for phone in &phones {
+            let mut turn = store.turn(*phone).await.unwrap();
+            let now = limits.now_ns();
+            turn.check(|l| &mut l.messages, |b| limits.messages.check(b, now));
+            turn.check(|l| &mut l.searches, |b| limits.searches.check(b, now));
+            turn.commit().await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        store.flush().await.unwrap();
+        println!(
+            "limits: {keys} phones x 2 limits in {:.0} ms ({:.1} µs a phone, one record each); RSS +{:.0} MB; disk {:.0} MB",
+            elapsed.as_secs_f64() * 1000.0,
+            elapsed.as_secs_f64() * 1e6 / keys as f64,
+            rss_mb() - rss_before,
+            disk_mb(dir),
+        );
+        clock.advance(Duration::from_secs(3600));
+        let started = Instant::now();
+        store.sweep().await.unwrap();
+        println!(
+            "limits: after a full refill, the sweep removed the records in {:.0} ms; {} left",
+            started.elapsed().as_secs_f64() * 1000.0,
+            store.records().count()
+        );
+        store.close().await.unwrap();
+    });
 }
 
 /// The child process: open the store, touch `touch` sessions, report.

@@ -11,13 +11,14 @@ use roster::clock::{Clock, SystemClock};
 use roster::config::{Config, Durability};
 use roster::directory::{Directory, synthetic};
 use roster::phone::Region;
-use roster::session::{Entry, SessionStore};
+use roster::session::Entry;
+use roster::store::Store;
 use roster::shutdown::ShutdownTrigger;
 
 const MEMBERS: usize = 10_000;
 
 struct Bench {
-    store: Arc<SessionStore>,
+    store: Arc<Store>,
     directory: Arc<Directory>,
     _trigger: ShutdownTrigger,
     _dir: tempfile::TempDir,
@@ -29,9 +30,13 @@ fn setup(runtime: &tokio::runtime::Runtime, durability: Durability) -> Bench {
     config.storage.data_dir = dir.path().join("state");
     config.storage.durability = durability;
     let db = roster::storage::open(&config.storage).unwrap();
-    let store = Arc::new(SessionStore::open(&db, &config, Arc::new(SystemClock)).unwrap());
+    let store = Arc::new(Store::open(&db, &config, Arc::new(SystemClock)).unwrap());
     let (trigger, shutdown) = ShutdownTrigger::new();
-    runtime.spawn(Arc::clone(&store).run_flusher(shutdown));
+    runtime.spawn(Arc::clone(&store).run(
+        config.session.sweep_interval,
+        config.storage.check_every,
+        shutdown,
+    ));
     let directory = Arc::new(
         Directory::from_csv(&synthetic::synthetic_csv(MEMBERS, 7), Region::default()).unwrap(),
     );
@@ -44,11 +49,10 @@ fn setup(runtime: &tokio::runtime::Runtime, durability: Durability) -> Bench {
 }
 
 /// One message's worth of session work for member `i`.
-async fn one_message(store: &SessionStore, directory: &Directory, i: usize) {
+async fn one_message(store: &Store, directory: &Directory, i: usize) {
     let member = &directory.members()[i % directory.len()];
-    let _turn = store.lock(member.phone).await;
-    let stored = store.load_in_turn(&member.phone).await.unwrap();
-    let mut session = store.session_for(member, stored.as_deref());
+    let mut turn = store.turn(member.phone).await.unwrap();
+    let mut session = turn.session_for(member);
     let entry = Entry {
         query: "Find doctors in Bangalore".to_owned(),
         timestamp_ms: SystemClock.now_ms(),
@@ -64,10 +68,8 @@ async fn one_message(store: &SessionStore, directory: &Directory, i: usize) {
     };
     session.record(entry, true, store.max_history(), store.ttl_ms());
     let sid = format!("SM{i:032}");
-    store
-        .save(session, stored.as_deref(), Some((&sid, "<Response/>")))
-        .await
-        .unwrap();
+    turn.record_exchange(session, Some((&sid, "<Response/>")));
+    turn.commit().await.unwrap();
 }
 
 fn per_message(c: &mut Criterion) {

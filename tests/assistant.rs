@@ -351,6 +351,6 @@ fn a_session_stays_small_however_long_and_wordy_the_messages() {
     }
     assert!(longest_keywords > 0, "the words were taken as keywords");
     assert!(longest_keywords <= 16, "{longest_keywords} keywords");
-    let stored = roster::session::codec::encode(roster::session::codec::SESSION_V1, &session);
+    let stored = roster::store::codec::encode(roster::store::codec::SESSION_V1, &session);
     assert!(stored.len() < 32 * 1024, "{} bytes", stored.len());
 }

@@ -22,6 +22,48 @@ fn open_db(path: &std::path::Path) -> sled::Db {
     roster::storage::open(&config).expect("the data dir opens")
 }
 
+/// A store and the limits, checked as the webhook checks them: in the
+/// phone's turn, committed.
+struct Stored {
+    store: roster::store::Store,
+    limits: Limits,
+}
+
+impl Stored {
+    fn open(db: &sled::Db, clock: Arc<ManualClock>) -> Stored {
+        let config = roster::config::Config::default();
+        Stored {
+            store: roster::store::Store::open(db, &config, clock.clone()).unwrap(),
+            limits: Limits::new(&LimitsConfig::default(), clock),
+        }
+    }
+
+    async fn check(&self, phone: &PhoneNumber, searches: bool) -> Verdict {
+        let mut turn = self.store.turn(*phone).await.unwrap();
+        let now = self.limits.now_ns();
+        let verdict = if searches {
+            turn.check(|l| &mut l.searches, |b| self.limits.searches.check(b, now))
+        } else {
+            turn.check(|l| &mut l.messages, |b| self.limits.messages.check(b, now))
+        };
+        turn.commit().await.unwrap();
+        verdict
+    }
+
+    async fn messages(&self, phone: &PhoneNumber) -> Verdict {
+        self.check(phone, false).await
+    }
+
+    async fn searches(&self, phone: &PhoneNumber) -> Verdict {
+        self.check(phone, true).await
+    }
+
+    async fn view(&self, phone: &PhoneNumber) -> roster::limits::LimitsView {
+        let state = self.store.limit_state(phone).await.unwrap();
+        self.limits.view(&state)
+    }
+}
+
 fn phone(text: &str) -> PhoneNumber {
     PhoneNumber::parse(text, Region::default()).unwrap()
 }
@@ -125,24 +167,31 @@ async fn a_hundred_simultaneous_messages_let_exactly_the_quota_through() {
     Arc::try_unwrap(app).ok().unwrap().stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn check_and_consume_are_atomic_across_threads() {
     let dir = tempfile::tempdir().unwrap();
     let db = open_db(dir.path());
     let clock = ManualClock::starting_now();
-    let limits = Arc::new(Limits::open(&db, &LimitsConfig::default(), clock).unwrap());
+    let limits = Arc::new(Stored::open(&db, clock));
     let member = phone(MEMBER);
-    let threads: Vec<_> = (0..8)
+    let tasks: Vec<_> = (0..8)
         .map(|_| {
             let limits = limits.clone();
-            std::thread::spawn(move || {
-                (0..25)
-                    .filter(|_| limits.messages.check(&member) == Verdict::Allowed)
-                    .count()
+            tokio::spawn(async move {
+                let mut allowed = 0;
+                for _ in 0..25 {
+                    if limits.messages(&member).await == Verdict::Allowed {
+                        allowed += 1;
+                    }
+                }
+                allowed
             })
         })
         .collect();
-    let allowed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    let mut allowed = 0;
+    for task in tasks {
+        allowed += task.await.unwrap();
+    }
     assert_eq!(allowed, 50);
 }
 
@@ -153,19 +202,19 @@ async fn spent_quotas_survive_reopening_the_store() {
     let member = phone(MEMBER);
     {
         let db = open_db(dir.path());
-        let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
+        let limits = Stored::open(&db, clock.clone());
         for _ in 0..50 {
-            assert_eq!(limits.messages.check(&member), Verdict::Allowed);
+            assert_eq!(limits.messages(&member).await, Verdict::Allowed);
         }
         for _ in 0..30 {
-            assert_eq!(limits.searches.check(&member), Verdict::Allowed);
+            assert_eq!(limits.searches(&member).await, Verdict::Allowed);
         }
         db.flush().unwrap();
     }
     clock.advance(Duration::from_secs(10));
     let db = open_db(dir.path());
-    let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
-    match limits.messages.check(&member) {
+    let limits = Stored::open(&db, clock.clone());
+    match limits.messages(&member).await {
         Verdict::Refused { wait, notify } => {
             assert!(notify);
             assert_eq!(
@@ -177,10 +226,10 @@ async fn spent_quotas_survive_reopening_the_store() {
         Verdict::Allowed => panic!("the quota was reset by a restart"),
     }
     assert!(matches!(
-        limits.searches.check(&member),
+        limits.searches(&member).await,
         Verdict::Refused { .. }
     ));
-    let view = limits.view(&member);
+    let view = limits.view(&member).await;
     assert_eq!(view.messages.remaining, 0);
     assert_eq!(view.messages.next_in_secs, 62);
     assert_eq!(view.searches.remaining, 0);
@@ -192,13 +241,13 @@ async fn a_clock_going_backwards_grants_nothing() {
     let clock = ManualClock::starting_now();
     let member = phone(MEMBER);
     let db = open_db(dir.path());
-    let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
+    let limits = Stored::open(&db, clock.clone());
     for _ in 0..50 {
-        assert_eq!(limits.messages.check(&member), Verdict::Allowed);
+        assert_eq!(limits.messages(&member).await, Verdict::Allowed);
     }
     clock.rewind(Duration::from_secs(3 * 3600));
     assert!(
-        matches!(limits.messages.check(&member), Verdict::Refused { .. }),
+        matches!(limits.messages(&member).await, Verdict::Refused { .. }),
         "within the process"
     );
     drop(limits);
@@ -206,12 +255,12 @@ async fn a_clock_going_backwards_grants_nothing() {
     drop(db);
     // Restarted with the wall clock still three hours behind.
     let db = open_db(dir.path());
-    let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
+    let limits = Stored::open(&db, clock.clone());
     assert!(
-        matches!(limits.messages.check(&member), Verdict::Refused { .. }),
+        matches!(limits.messages(&member).await, Verdict::Refused { .. }),
         "after a restart"
     );
-    assert_eq!(limits.view(&member).messages.remaining, 0);
+    assert_eq!(limits.view(&member).await.messages.remaining, 0);
 }
 
 #[tokio::test]
@@ -219,27 +268,32 @@ async fn peeking_spends_nothing_and_idle_state_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::starting_now();
     let db = open_db(dir.path());
-    let limits = Limits::open(&db, &LimitsConfig::default(), clock.clone()).unwrap();
+    let limits = Stored::open(&db, clock.clone());
     let member = phone(MEMBER);
-    assert_eq!(limits.view(&member).messages.remaining, 50);
+    assert_eq!(limits.view(&member).await.messages.remaining, 50);
     for _ in 0..3 {
-        limits.messages.check(&member);
+        limits.messages(&member).await;
     }
     for _ in 0..10 {
         assert_eq!(
-            limits.view(&member).messages.remaining,
+            limits.view(&member).await.messages.remaining,
             47,
             "peeking is free"
         );
     }
-    assert_eq!(limits.view(&member).messages.full_in_secs, 3 * 72);
+    assert_eq!(limits.view(&member).await.messages.full_in_secs, 3 * 72);
     clock.advance(Duration::from_secs(72));
-    assert_eq!(limits.view(&member).messages.remaining, 48);
-    assert_eq!(limits.forget_idle(), 0, "not yet refilled");
-    clock.advance(Duration::from_secs(2 * 72));
-    assert_eq!(limits.view(&member).messages.remaining, 50);
-    assert_eq!(limits.forget_idle(), 1, "a refilled bucket is dropped");
-    assert_eq!(limits.stored_entries(), 0);
+    assert_eq!(limits.view(&member).await.messages.remaining, 48);
+    limits.store.sweep().await.unwrap();
+    assert_eq!(limits.store.records().count(), 1, "not yet refilled");
+    clock.advance(Duration::from_secs(2 * 72 + 60));
+    assert_eq!(limits.view(&member).await.messages.remaining, 50);
+    limits.store.sweep().await.unwrap();
+    assert_eq!(
+        limits.store.records().count(),
+        0,
+        "a refilled bucket is dropped with its record"
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use roster::clock::ManualClock;
 use roster::config::{Config, Durability};
 use roster::directory::{Directory, Member};
 use roster::phone::Region;
-use roster::session::{Entry, SessionStore};
+use roster::phone::PhoneNumber;
+use roster::session::{Entry, Session, SessionStats};
+use roster::store::Store;
 
 fn members() -> Directory {
     Directory::load(&common::fixture("members.csv"), Region::default()).unwrap()
@@ -24,7 +26,7 @@ fn config(dir: &std::path::Path) -> Config {
 }
 
 struct Harness {
-    store: Arc<SessionStore>,
+    store: Arc<Store>,
     clock: Arc<ManualClock>,
     directory: Directory,
     config: Config,
@@ -59,14 +61,96 @@ impl Harness {
     }
 }
 
-fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<SessionStore> {
+fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<Store> {
     let db = roster::storage::open(&config.storage).unwrap();
-    Arc::new(SessionStore::open(&db, config, clock.clone()).unwrap())
+    Arc::new(Store::open(&db, config, clock.clone()).unwrap())
 }
 
-fn open_in_memory(config: &Config, clock: &Arc<ManualClock>) -> Arc<SessionStore> {
+fn open_in_memory(config: &Config, clock: &Arc<ManualClock>) -> Arc<Store> {
     let db = sled::Config::new().temporary(true).open().unwrap();
-    Arc::new(SessionStore::open(&db, config, clock.clone()).unwrap())
+    Arc::new(Store::open(&db, config, clock.clone()).unwrap())
+}
+
+/// The old service's operations, which only these tests call, each in the
+/// phone's turn.
+trait OldOperations {
+    async fn get_or_create(&self, member: &Member) -> Result<Session, roster::store::StoreError>;
+    async fn update(
+        &self,
+        phone: &PhoneNumber,
+        change: impl FnOnce(&mut Session),
+    ) -> Result<Option<Session>, roster::store::StoreError>;
+    async fn add_entry(
+        &self,
+        phone: &PhoneNumber,
+        entry: Entry,
+    ) -> Result<Option<Session>, roster::store::StoreError>;
+    async fn history(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Vec<Arc<Entry>>, roster::store::StoreError>;
+    async fn session_stats(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Option<SessionStats>, roster::store::StoreError>;
+}
+
+impl OldOperations for Store {
+    async fn get_or_create(&self, member: &Member) -> Result<Session, roster::store::StoreError> {
+        let mut turn = self.turn(member.phone).await?;
+        if let Some(session) = turn.session() {
+            return Ok(session.clone());
+        }
+        let session = turn.session_for(member);
+        turn.record_exchange(session.clone(), None);
+        turn.commit().await?;
+        Ok(session)
+    }
+
+    async fn update(
+        &self,
+        phone: &PhoneNumber,
+        change: impl FnOnce(&mut Session),
+    ) -> Result<Option<Session>, roster::store::StoreError> {
+        let mut turn = self.turn(*phone).await?;
+        let Some(mut session) = turn.session().cloned() else {
+            return Ok(None);
+        };
+        change(&mut session);
+        session.touch(self.now_ms(), self.ttl_ms());
+        turn.record_exchange(session.clone(), None);
+        turn.commit().await?;
+        Ok(Some(session))
+    }
+
+    async fn add_entry(
+        &self,
+        phone: &PhoneNumber,
+        entry: Entry,
+    ) -> Result<Option<Session>, roster::store::StoreError> {
+        let max_history = self.max_history();
+        self.update(phone, |session| session.push_entry(entry, max_history))
+            .await
+    }
+
+    async fn history(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Vec<Arc<Entry>>, roster::store::StoreError> {
+        Ok(self
+            .get(phone)
+            .await?
+            .map(|s| s.history)
+            .unwrap_or_default())
+    }
+
+    async fn session_stats(
+        &self,
+        phone: &PhoneNumber,
+    ) -> Result<Option<SessionStats>, roster::store::StoreError> {
+        let now = self.now_ms();
+        Ok(self.get(phone).await?.map(|s| s.stats(now)))
+    }
 }
 
 fn entry(query: &str, at: u64) -> Entry {
@@ -103,19 +187,17 @@ async fn creates_a_session_for_a_member() {
 impl Harness {
     /// What the webhook would find for a redelivery of `sid` from `phone`.
     async fn seen(&self, sid: &str, phone: &roster::phone::PhoneNumber) -> Option<String> {
-        let _turn = self.store.lock(*phone).await;
-        let stored = self.store.load_in_turn(phone).await.unwrap();
-        self.store.reply_for(phone, sid, stored.as_deref()).unwrap()
+        let turn = self.store.turn(*phone).await.unwrap();
+        turn.remembered(sid).unwrap()
     }
 
     /// Saves a fresh session for `member` that answered `sid` with `twiml`,
     /// as the webhook does.
     async fn answer(&self, member: &Member, sid: &str, twiml: &str) {
-        let session = self.store.session_for(member, None);
-        self.store
-            .save(session, None, Some((sid, twiml)))
-            .await
-            .unwrap();
+        let mut turn = self.store.turn(member.phone).await.unwrap();
+        let session = Session::new(member, self.clock_now(), self.store.ttl_ms());
+        turn.record_exchange(session, Some((sid, twiml)));
+        turn.commit().await.unwrap();
     }
 
     fn clock_now(&self) -> u64 {
@@ -376,11 +458,11 @@ async fn remembered_replies_expire_after_the_dedupe_ttl() {
     assert_eq!(h.seen("SM2", &phone).await, None);
     h.clock.advance(Duration::from_secs(24 * 3600));
     assert_eq!(h.seen("SM1", &phone).await, None, "expired");
-    // Replies leave the disk a window (one TTL) at a time, once every reply
-    // of their window has expired.
-    assert_eq!(h.store.sweep().await.unwrap().messages, 0);
-    h.clock.advance(Duration::from_secs(24 * 3600 + 60));
+    // A reply leaves the disk with the sweep after its window closes (it
+    // is part of the phone's record now, not of a tree per window).
     assert_eq!(h.store.sweep().await.unwrap().messages, 1);
+    h.clock.advance(Duration::from_secs(24 * 3600 + 60));
+    assert_eq!(h.store.sweep().await.unwrap().messages, 0);
     assert_eq!(h.seen("SM1", &phone).await, None);
 }
 
@@ -437,16 +519,30 @@ async fn a_longer_dedupe_ttl_applies_to_replies_sent_after_the_change() {
 
 #[tokio::test]
 async fn replies_kept_in_the_old_layout_are_moved_on_open() {
-    use roster::session::codec;
-    use roster::session::replies::SeenReply;
+    use roster::store::codec;
+    #[derive(serde::Serialize)]
+    struct SeenReply {
+        twiml: String,
+        expires_at_ms: u64,
+    }
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path());
     let now = 1_700_000_000_000u64;
     let clock = ManualClock::new(now);
+    let directory = members();
+    let member = &directory.members()[0];
+    let dedupe_ms = config.session.dedupe_ttl.as_millis() as u64;
     {
         let db = roster::storage::open(&config.storage).unwrap();
         let tree = db.open_tree("sessions").unwrap();
-        for (sid, expires_at_ms) in [("SMlive", now + 3_600_000), ("SMgone", now - 1)] {
+        // The session of the phone SMlive answered, with the exchange of
+        // that moment: what vouches for a reply that names no phone.
+        let mut session = Session::new(member, now - 1_000, 1_800_000);
+        session.record(entry("doctors", now - 1_000), true, 10, 1_800_000);
+        let key = [b"s".as_slice(), member.phone.e164().as_bytes()].concat();
+        tree.insert(key, codec::encode(codec::SESSION_V1, &session))
+            .unwrap();
+        for (sid, expires_at_ms) in [("SMlive", now - 1_000 + dedupe_ms), ("SMgone", now - 1)] {
             let reply = SeenReply {
                 twiml: format!("<Response>{sid}</Response>"),
                 expires_at_ms,
@@ -467,37 +563,44 @@ async fn replies_kept_in_the_old_layout_are_moved_on_open() {
         db.flush().unwrap();
     }
     let store = open(&config, &clock);
-    assert_eq!(
-        store.seen("SMlive", None).unwrap().as_deref(),
-        Some("<Response>SMlive</Response>")
-    );
-    assert_eq!(store.seen("SMgone", None).unwrap(), None);
+    {
+        let turn = store.turn(member.phone).await.unwrap();
+        assert_eq!(
+            turn.remembered("SMlive").unwrap().as_deref(),
+            Some("<Response>SMlive</Response>")
+        );
+        assert_eq!(turn.remembered("SMgone").unwrap(), None);
+    }
     store.close().await.unwrap();
     drop(store);
     let db = roster::storage::open(&config.storage).unwrap();
-    let tree = db.open_tree("sessions").unwrap();
-    assert_eq!(tree.scan_prefix(b"m").count(), 0, "old records removed");
-    assert_eq!(tree.scan_prefix(b"x").count(), 0, "old index removed");
+    let names: Vec<_> = db.tree_names();
+    assert!(
+        !names.iter().any(|n| n.as_ref() == b"sessions"),
+        "old records and their index removed"
+    );
 }
 
 #[tokio::test]
-async fn the_latest_reply_is_recognised_even_without_its_duplicate_record() {
-    // As after a crash between the session write (the commit point) and the
-    // separate duplicate record.
-    let h = Harness::new();
-    let member = h.member(0);
+async fn the_reply_is_in_the_same_write_as_the_exchange() {
+    // The session and the reply to its message are one record: reopened
+    // without a clean close (as after a crash), both are there or neither.
+    let mut h = Harness::new();
+    let member = h.member(0).clone();
     h.answer(
-        member,
+        &member,
         "SMlast",
         "<Response><Message>hi</Message></Response>",
     )
     .await;
-    h.store.forget_seen_record_for_tests("SMlast").unwrap();
+    h.store.flush().await.unwrap();
+    h.reopen();
     let again = h.seen("SMlast", &member.phone).await;
     assert_eq!(
         again.as_deref(),
         Some("<Response><Message>hi</Message></Response>")
     );
+    assert!(h.store.get(&member.phone).await.unwrap().is_some());
     assert_eq!(h.seen("SMother", &member.phone).await, None);
 }
 
@@ -549,14 +652,14 @@ async fn a_session_the_sweeper_cannot_read_is_kept_and_does_not_stop_the_sweep()
     let directory = members();
     let (unreadable, readable) = (&directory.members()[0], &directory.members()[1]);
     let db = roster::storage::open(&config.storage).unwrap();
-    let store = SessionStore::open(&db, &config, clock.clone()).unwrap();
+    let store = Store::open(&db, &config, clock.clone()).unwrap();
     // The unreadable one falls due first, so the sweep meets it first.
     store.get_or_create(unreadable).await.unwrap();
     clock.advance(Duration::from_secs(2 * 60));
     store.get_or_create(readable).await.unwrap();
-    let key = [b"s".as_slice(), unreadable.phone.e164().as_bytes()].concat();
+    let key = [b"p".as_slice(), unreadable.phone.e164().as_bytes()].concat();
     let newer_version = vec![9u8, 1, 2, 3];
-    let sessions = db.open_tree("sessions").unwrap();
+    let sessions = db.open_tree("phones").unwrap();
     sessions.insert(&key, newer_version.clone()).unwrap();
     clock.advance(Duration::from_secs(40 * 60));
     let report = store.sweep().await.unwrap();
@@ -576,13 +679,16 @@ async fn a_session_the_sweeper_cannot_read_is_kept_and_does_not_stop_the_sweep()
 async fn a_session_too_large_to_read_back_is_stored_without_its_oldest_exchanges() {
     let mut h = Harness::new();
     let member = h.member(0).clone();
-    let mut session = h.store.session_for(&member, None);
+    let mut session = Session::new(&member, h.clock_now(), h.store.ttl_ms());
     // 60 exchanges of 100 KB: more than a stored session may hold (4 MiB).
     for i in 0..60 {
         let query = format!("{i:02}{}", "x".repeat(100_000));
         session.record(entry(&query, h.clock_now() + i), true, 100, 1_800_000);
     }
-    h.store.save(session, None, None).await.unwrap();
+    let mut turn = h.store.turn(member.phone).await.unwrap();
+    turn.record_exchange(session, None);
+    turn.commit().await.unwrap();
+    drop(turn);
     h.reopen();
     let stored = h.store.get(&member.phone).await.unwrap().expect("readable");
     let kept = stored.history.len();
@@ -604,8 +710,8 @@ async fn an_unknown_format_version_is_an_error_that_names_it() {
     let member = &directory.members()[0];
     {
         let db = roster::storage::open(&config.storage).unwrap();
-        let tree = db.open_tree("sessions").unwrap();
-        let mut key = b"s".to_vec();
+        let tree = db.open_tree("phones").unwrap();
+        let mut key = b"p".to_vec();
         key.extend_from_slice(member.phone.e164().as_bytes());
         tree.insert(key, vec![9u8, 1, 2, 3]).unwrap();
         db.flush().unwrap();
@@ -618,7 +724,7 @@ async fn an_unknown_format_version_is_an_error_that_names_it() {
 
 #[test]
 fn the_v1_format_is_frozen() {
-    use roster::session::{Session, codec};
+    use roster::store::codec;
     let directory = members();
     let mut session = Session::new(&directory.members()[0], 1_000, 1_800_000);
     session.record(entry("doctors", 2_000), true, 10, 1_800_000);

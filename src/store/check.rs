@@ -295,10 +295,10 @@ fn read_phones(tree: &sled::Tree, now_ms: u64, report: &mut DataReport) {
                     }
                     report.phone_records += 1;
                     for reply in &record.replies {
-                        // The window is the serving roster's setting; a
-                        // reply from before now is counted as remembered.
-                        if reply.sent_at_ms <= now_ms {
+                        if reply.expires_at_ms > now_ms {
                             report.remembered_replies.readable += 1;
+                        } else {
+                            report.expired_replies += 1;
                         }
                     }
                 }

@@ -104,7 +104,7 @@ pub(super) fn from_v1(
     let mut records: BTreeMap<PhoneNumber, PhoneRecord> = BTreeMap::new();
     let mut anonymous: Vec<(String, SeenReply)> = Vec::new();
     for tree in &mut old {
-        read_tree(tree, &mut records, &mut anonymous, &mut moved, keeping, now_ms)?;
+        read_tree(tree, &mut records, &mut anonymous, &mut moved, now_ms)?;
     }
     vouch(&mut records, anonymous, keeping, now_ms, &mut moved);
     // Pass 1: every record, merged into what an interrupted move wrote.
@@ -115,7 +115,7 @@ pub(super) fn from_v1(
             None => PhoneRecord::default(),
         };
         merge(&mut record, &mut pieces, keeping, now_ms);
-        if let Some(due) = due_at(&record, keeping.dedupe_ttl_ms) {
+        if let Some(due) = due_at(&record) {
             phones_tree.insert(due_key(due_bucket(due), &phone), &[])?;
         }
         if record.opted_out_at_ms.is_some() {
@@ -154,7 +154,6 @@ fn read_tree(
     records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
     anonymous: &mut Vec<(String, SeenReply)>,
     moved: &mut Moved,
-    keeping: Keeping,
     now_ms: u64,
 ) -> Result<(), StoreError> {
     for item in old.tree.iter() {
@@ -163,7 +162,7 @@ fn read_tree(
             SESSIONS => read_sessions_key(&key, &value, records, anonymous, moved),
             LIMITS => read_limit(&key, &value, records, moved),
             OPT_OUTS => read_opt_out(&key, &value, records, moved),
-            _ => read_reply(&key, &value, records, anonymous, moved, keeping, now_ms),
+            _ => read_reply(&key, &value, records, anonymous, moved, now_ms),
         };
         match read {
             Ok(()) => old.read.push(key),
@@ -266,7 +265,6 @@ fn read_reply(
     records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
     anonymous: &mut Vec<(String, SeenReply)>,
     moved: &mut Moved,
-    keeping: Keeping,
     now_ms: u64,
 ) -> Result<(), String> {
     match value.first() {
@@ -288,7 +286,7 @@ fn read_reply(
                 records.entry(phone).or_default().replies.push(RememberedReply {
                     message_sid: sid,
                     twiml: reply.twiml,
-                    sent_at_ms: reply.expires_at_ms.saturating_sub(keeping.dedupe_ttl_ms),
+                    expires_at_ms: reply.expires_at_ms,
                 });
                 moved.replies += 1;
             }
@@ -323,7 +321,7 @@ fn vouch(
             record.replies.push(RememberedReply {
                 message_sid: sid,
                 twiml: reply.twiml,
-                sent_at_ms,
+                expires_at_ms: reply.expires_at_ms,
             });
             moved.replies += 1;
         }
@@ -338,7 +336,9 @@ fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, n
             pieces.replies.push(RememberedReply {
                 message_sid: last.message_sid,
                 twiml: last.twiml,
-                sent_at_ms: session.last_activity_ms,
+                expires_at_ms: session
+                    .last_activity_ms
+                    .saturating_add(keeping.dedupe_ttl_ms),
             });
         }
         record.session = Some(session);
@@ -358,18 +358,17 @@ fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, n
     if pieces.opted_out_at_ms.is_some() {
         record.opted_out_at_ms = pieces.opted_out_at_ms;
     }
-    let mut replies = std::mem::take(&mut pieces.replies);
-    replies.sort_by_key(|r| r.sent_at_ms);
-    for reply in replies {
+    for reply in std::mem::take(&mut pieces.replies) {
         if !record
             .replies
             .iter()
             .any(|r| r.message_sid == reply.message_sid)
         {
-            record.remember(&reply.message_sid, &reply.twiml, reply.sent_at_ms, keeping);
+            record.replies.push(reply);
         }
     }
-    record
-        .replies
-        .retain(|r| r.sent_at_ms.saturating_add(keeping.dedupe_ttl_ms) > now_ms);
+    record.replies.retain(|r| r.expires_at_ms > now_ms);
+    record.replies.sort_by_key(|r| r.expires_at_ms);
+    let excess = record.replies.len().saturating_sub(keeping.max_replies.max(1));
+    record.replies.drain(..excess);
 }

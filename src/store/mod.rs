@@ -270,12 +270,11 @@ impl std::fmt::Debug for Store {
 /// moka expiry from each record's own due time, so cache and sled agree.
 struct RecordExpiry {
     clock: SharedClock,
-    dedupe_ttl_ms: u64,
 }
 
 impl RecordExpiry {
     fn remaining(&self, record: &PhoneRecord) -> Option<Duration> {
-        let until = record.live_until(self.dedupe_ttl_ms)?;
+        let until = record.live_until()?;
         Some(Duration::from_millis(
             until.saturating_sub(self.clock.now_ms()),
         ))
@@ -307,17 +306,13 @@ impl moka::Expiry<PhoneNumber, Arc<PhoneRecord>> for RecordExpiry {
 /// to expire (the session, the oldest remembered reply), or, with neither
 /// left, the end of its limits; `None` when there is nothing to sweep (an
 /// opt-out with nothing else).
-fn due_at(record: &PhoneRecord, dedupe_ttl_ms: u64) -> Option<u64> {
+fn due_at(record: &PhoneRecord) -> Option<u64> {
     let session = record.session.as_ref().map(|s| s.expires_at_ms);
-    let reply = record
-        .replies
-        .iter()
-        .map(|r| r.sent_at_ms.saturating_add(dedupe_ttl_ms))
-        .min();
+    let reply = record.replies.iter().map(|r| r.expires_at_ms).min();
     match session.into_iter().chain(reply).min() {
         Some(due) => Some(due),
         None if record.opted_out_at_ms.is_some() => None,
-        None => record.live_until(dedupe_ttl_ms),
+        None => record.live_until(),
     }
 }
 
@@ -349,7 +344,6 @@ impl Store {
             .max_capacity(session.cache_capacity)
             .expire_after(RecordExpiry {
                 clock: clock.clone(),
-                dedupe_ttl_ms,
             })
             .build();
         let counters = Counters::default();
@@ -471,8 +465,8 @@ impl Store {
         stored: Option<&PhoneRecord>,
         record: &mut PhoneRecord,
     ) -> Result<(), StoreError> {
-        let bucket = due_at(record, self.dedupe_ttl_ms).map(due_bucket);
-        let stored_bucket = stored.and_then(|s| due_at(s, self.dedupe_ttl_ms).map(due_bucket));
+        let bucket = due_at(record).map(due_bucket);
+        let stored_bucket = stored.and_then(|s| due_at(s).map(due_bucket));
         if let Some(bucket) = bucket.filter(|&b| Some(b) != stored_bucket) {
             self.tree.insert(due_key(bucket, phone), &[])?;
         }
@@ -846,7 +840,7 @@ impl Store {
         };
         let due = stored
             .as_ref()
-            .and_then(|r| due_at(r, self.dedupe_ttl_ms));
+            .and_then(due_at);
         match (stored, due) {
             // Its own minute, and due: what is over goes.
             (Some(record), Some(due)) if due_bucket(due) == bucket && due <= now => {
@@ -879,12 +873,9 @@ impl Store {
             report.sessions += 1;
         }
         let before = record.replies.len();
-        let ttl = self.dedupe_ttl_ms;
-        record
-            .replies
-            .retain(|r| r.sent_at_ms.saturating_add(ttl) > now);
+        record.replies.retain(|r| r.expires_at_ms > now);
         report.messages += (before - record.replies.len()) as u64;
-        if record.is_over(now, ttl) {
+        if record.is_over(now) {
             // Everything is over: the record goes, then its index key.
             self.tree.remove(record_key(phone))?;
             if stored.session.is_some() {

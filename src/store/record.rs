@@ -67,7 +67,9 @@ pub struct RememberedReply {
     pub message_sid: String,
     /// The TwiML document that was answered.
     pub twiml: String,
-    pub sent_at_ms: u64,
+    /// When the dedupe window of this reply closes: the window is the one
+    /// configured when it was sent.
+    pub expires_at_ms: u64,
 }
 
 /// How a record is kept, from configuration.
@@ -84,26 +86,24 @@ impl PhoneRecord {
     }
 
     /// The TwiML sent for `message_sid`, while it is within the dedupe window.
-    pub fn remembered(&self, message_sid: &str, now_ms: u64, dedupe_ttl_ms: u64) -> Option<&str> {
+    pub fn remembered(&self, message_sid: &str, now_ms: u64) -> Option<&str> {
         self.replies
             .iter()
             .rev()
             .find(|r| r.message_sid == message_sid)
-            .filter(|r| r.sent_at_ms.saturating_add(dedupe_ttl_ms) > now_ms)
+            .filter(|r| r.expires_at_ms > now_ms)
             .map(|r| r.twiml.as_str())
     }
 
     /// Remembers the reply sent for `message_sid`, keeping the newest
     /// `max_replies` still within the window.
     pub fn remember(&mut self, message_sid: &str, twiml: &str, now_ms: u64, keeping: Keeping) {
-        self.replies.retain(|r| {
-            r.message_sid != message_sid
-                && r.sent_at_ms.saturating_add(keeping.dedupe_ttl_ms) > now_ms
-        });
+        self.replies
+            .retain(|r| r.message_sid != message_sid && r.expires_at_ms > now_ms);
         self.replies.push(RememberedReply {
             message_sid: message_sid.to_owned(),
             twiml: twiml.to_owned(),
-            sent_at_ms: now_ms,
+            expires_at_ms: now_ms.saturating_add(keeping.dedupe_ttl_ms),
         });
         let excess = self.replies.len().saturating_sub(keeping.max_replies.max(1));
         self.replies.drain(..excess);
@@ -111,7 +111,7 @@ impl PhoneRecord {
 
     /// Until when (ms) anything in the record is live; `None` while the
     /// phone is opted out, which lasts until START.
-    pub fn live_until(&self, dedupe_ttl_ms: u64) -> Option<u64> {
+    pub fn live_until(&self) -> Option<u64> {
         if self.opted_out_at_ms.is_some() {
             return None;
         }
@@ -119,7 +119,7 @@ impl PhoneRecord {
         let replies = self
             .replies
             .iter()
-            .map(|r| r.sent_at_ms.saturating_add(dedupe_ttl_ms))
+            .map(|r| r.expires_at_ms)
             .max()
             .unwrap_or(0);
         Some(
@@ -131,8 +131,8 @@ impl PhoneRecord {
     }
 
     /// Whether nothing in the record is live at `now_ms`.
-    pub fn is_over(&self, now_ms: u64, dedupe_ttl_ms: u64) -> bool {
-        self.live_until(dedupe_ttl_ms)
+    pub fn is_over(&self, now_ms: u64) -> bool {
+        self.live_until()
             .is_some_and(|until| until <= now_ms)
     }
 

@@ -81,7 +81,7 @@ impl<'a> Turn<'a> {
         self.store.refuse_unconfirmed(message_sid)?;
         Ok(self
             .record()
-            .and_then(|r| r.remembered(message_sid, self.now_ms, self.store.dedupe_ttl_ms))
+            .and_then(|r| r.remembered(message_sid, self.now_ms))
             .map(str::to_owned))
     }
 
