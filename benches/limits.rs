@@ -55,7 +55,9 @@ fn check(c: &mut Criterion) {
     group.bench_function("bucket/peek", |b| {
         b.iter(|| {
             i += 1;
-            limits.messages.peek(&buckets[i % phones.len()], limits.now_ns())
+            limits
+                .messages
+                .peek(&buckets[i % phones.len()], limits.now_ns())
         })
     });
     group.finish();

@@ -12,8 +12,8 @@ use roster::config::{Config, Durability};
 use roster::directory::{Directory, synthetic};
 use roster::phone::Region;
 use roster::session::Entry;
-use roster::store::Store;
 use roster::shutdown::ShutdownTrigger;
+use roster::store::Store;
 
 const MEMBERS: usize = 10_000;
 

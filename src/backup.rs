@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::phone::PhoneNumber;
-use crate::session::Session;
+use crate::session::{SentReply, Session};
 use crate::store::{ImportedRecord, Store, StoreError};
 
 pub const FORMAT: &str = "roster-export";
@@ -92,7 +92,14 @@ pub fn export(
     let now_ns = now_ms.saturating_mul(1_000_000);
     for item in store.records() {
         let (phone, record) = item?;
-        if let Some(session) = record.session.filter(|s| !s.is_expired(now_ms)) {
+        let latest = record.replies.last().filter(|r| r.expires_at_ms > now_ms);
+        if let Some(mut session) = record.session.clone().filter(|s| !s.is_expired(now_ms)) {
+            // The latest reply rides along, so that a redelivery of the last
+            // message is still recognised after a restore.
+            session.last_reply = latest.map(|r| SentReply {
+                message_sid: r.message_sid.clone(),
+                twiml: r.twiml.to_string(),
+            });
             write_line(out, &Record::Session { session })?;
             counts.sessions += 1;
         }
@@ -444,7 +451,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(counts.opt_outs, 1);
-        assert_eq!(sessions.opted_out_since(&phone).await.unwrap(), Some(NOW_MS));
+        assert_eq!(
+            sessions.opted_out_since(&phone).await.unwrap(),
+            Some(NOW_MS)
+        );
         assert_eq!(sessions.opted_out_count(), 1);
 
         let far = format!("{old}{}", line(MAX_TIMESTAMP_MS + 1));

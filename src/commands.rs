@@ -22,8 +22,8 @@ use crate::config::Config;
 use crate::directory::{Directory, RowUnit};
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
-use crate::store::Store;
 use crate::storage::{self, StorageError};
+use crate::store::Store;
 
 /// Where a command reads from and how it prints.
 pub struct Target {
@@ -405,8 +405,7 @@ async fn write_export(
                 .with_context(|| format!("cannot write {destination}"))?;
         }
         Source::Local(local) => {
-            let counts =
-                backup::export(&local.sessions, local.clock.now_ms(), sink)?;
+            let counts = backup::export(&local.sessions, local.clock.now_ms(), sink)?;
             eprintln!(
                 "exported {} sessions and {} rate-limit entries and {} opt-outs",
                 counts.sessions, counts.limits, counts.opt_outs

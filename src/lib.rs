@@ -15,19 +15,18 @@
 //!   ├─ parse the form, keep every field             ─▶ 400            (twilio)
 //!   ├─ verify X-Twilio-Signature                    ─▶ 403            (twilio::SignatureVerifier)
 //!   ├─ From → PhoneNumber (E.164)                   ─▶ 400            (phone)
-//!   ├─ the phone's turn: one message per phone at a time               (session::PhoneLocks)
-//!   ├─ stored = the sender's live session           (moka → sled; expired counts as absent)
-//!   ├─ same MessageSid seen before                  ─▶ the stored reply (session::SessionStore::seen)
+//!   ├─ turn = the phone's turn and record: one message per phone at a time (store::Turn; moka → sled)
+//!   ├─ same MessageSid seen before                  ─▶ the stored reply (Turn::remembered)
 //!   ├─ STOP / START, or the phone opted out         ─▶ acknowledgement, or silence (session opt-outs)
 //!   ├─ sender must be an active member              ─▶ polite refusal, once an hour (directory, limits)
 //!   ├─ messages limit                               ─▶ "try again in N minutes", then silence (limits)
-//!   ├─ session = stored, or a new one for the member
+//!   ├─ session = the live one, or a new one for the member (expired counts as absent)
 //!   ├─ understand the message, using the session    (assistant; buttons as text, places, media)
 //!   │    (and, only when the rules are unsure and [llm] is set, a chat model)   (models)
 //!   ├─ searches limit, only if a search really runs (limits)
 //!   ├─ answer: search, WhatsApp-formatted reply     (assistant)
 //!   │    (a search that finds no one: closest matches by meaning, with [embeddings])
-//!   ├─ record the exchange, save                    (durable before answering in strict mode)
+//!   ├─ turn.commit(): ONE record write              (durable before answering in strict mode)
 //!   └─ render TwiML, split at 1,600 characters      ─▶ 200 text/xml   (twilio::twiml)
 //! ```
 //!
@@ -35,17 +34,21 @@
 //!
 //! # State
 //!
-//! One sled database under `storage.data_dir`: the `sessions` tree (sessions,
-//! their per-minute expiry index, remembered replies, opt-outs; see [`session::store`]
-//! for the layout and why it writes single keys in a crash-safe order rather
-//! than batches) and the `limits` tree (governor GCRA state as absolute
-//! times; see [`limits`]). Every stored value starts with a format-version
-//! byte ([`session::codec`]). Background tasks (the group-commit flusher,
-//! the sweeper and the storage watcher) stop on shutdown, after which
-//! everything is flushed. A failed write or flush, or a data dir deleted or
-//! replaced while serving, puts storage out of service: writes get 503 at
-//! once, and once the disk takes writes again the process exits for its
-//! supervisor to restart it ([`storage`]).
+//! One sled database under `storage.data_dir`. Everything about a phone
+//! is one versioned record in the `phones` tree (its session, rate-limit
+//! buckets, opt-out and the replies to its last MessageSids), beside a
+//! per-minute expiry index the sweeper scans; see [`store`] for the layout
+//! and why it writes single keys in a crash-safe order rather than batches.
+//! The dashboard's hourly figures, embedding vectors and the outbox of late
+//! replies have trees of their own ([`storage`]). Every stored value starts
+//! with a format-version byte ([`store::codec`]); data dirs from before
+//! records are moved into them once, at open. The store owns its background
+//! tasks (the group-commit flusher, the sweeper and the storage watcher),
+//! which stop on shutdown, after which everything is flushed. A failed
+//! write or flush, or a data dir deleted or replaced while serving, puts
+//! storage out of service: writes get 503 at once, and once the disk takes
+//! writes again the process exits for its supervisor to restart it
+//! ([`storage`]).
 //!
 //! # Modules
 //!
@@ -59,10 +62,10 @@
 //! | [`directory`] | members, loading the CSV, lookup by phone, generated directories |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
 //! | [`models`] | optional chat and embedding models over an OpenAI-compatible API |
-//! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
-//! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
+//! | [`session`] | the conversation session and its views |
+//! | [`store`] | the phone records in sled: turns, cache, group commit, sweeper, migration, `check-data` |
+//! | [`limits`] | rate limits on governor's GCRA; their state lives in the phone record |
 //! | [`storage`] | opening the sled database with operator-facing errors; whether the data dir can still be written |
-//! | [`datacheck`] | `roster check-data`: what a stopped data dir holds and what cannot be read |
 //! | [`admin`], [`metrics`] | the operator's views over HTTP |
 //! | [`backup`] | export and import as JSON lines |
 //! | [`client`], [`commands`], [`chat`] | the CLI's side: admin client, operator commands, the chat simulator |

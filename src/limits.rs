@@ -159,8 +159,8 @@ impl Limit {
                 let wait = not_until.wait_time_from(Nanos::from(now_ns));
                 let notify = bucket.told_until_ns <= now_ns;
                 if notify {
-                    bucket.told_until_ns = now_ns
-                        .saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+                    bucket.told_until_ns =
+                        now_ns.saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
                 }
                 Verdict::Refused { wait, notify }
             }

@@ -19,8 +19,8 @@ use prometheus_client::registry::Registry;
 
 use crate::connections::{Pending, Tracker};
 use crate::limits::Limits;
-use crate::store::Store;
 use crate::storage::FailureKind;
+use crate::store::Store;
 
 /// Webhook outcomes that always appear, at zero until they happen.
 pub const OUTCOMES: [&str; 13] = [

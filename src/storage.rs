@@ -21,7 +21,7 @@
 //!
 //! # Trees kept here
 //!
-//! The trees inside belong to the modules that use them (`session::store`,
+//! The trees inside belong to the modules that use them (`store`,
 //! `limits`); the dashboard's figures ([`HourTree`]), the `embeddings` tree
 //! ([`VectorCache`]) and the late-reply outbox ([`OutboxTree`]) are reached
 //! through types kept here, so that no sled type leaves this module for them.

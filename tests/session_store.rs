@@ -10,8 +10,8 @@ use roster::assistant::{Entities, Intent};
 use roster::clock::ManualClock;
 use roster::config::{Config, Durability};
 use roster::directory::{Directory, Member};
-use roster::phone::Region;
 use roster::phone::PhoneNumber;
+use roster::phone::Region;
 use roster::session::{Entry, Session, SessionStats};
 use roster::store::Store;
 

@@ -105,7 +105,7 @@ impl Intent {
 
 /// What a search is constrained by; values are the directory's own spelling.
 ///
-/// Stored in every session entry (bincode, `session::codec`): adding or
+/// Stored in every session entry (bincode, `store::codec`): adding or
 /// reordering fields needs a new session format version.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entities {

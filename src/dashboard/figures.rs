@@ -22,9 +22,9 @@ use crate::assistant::{Entities, Intent};
 use crate::clock::SharedClock;
 use crate::config::DashboardConfig;
 use crate::session::Entry;
-use crate::store::codec;
 use crate::shutdown::Shutdown;
 use crate::storage::{HourTree, StorageError};
+use crate::store::codec;
 
 /// Format version of a stored hour.
 const HOUR_V1: u8 = 1;

@@ -1103,34 +1103,34 @@ pub(super) async fn lookup(
     }
     let result = match PhoneNumber::parse(form.phone.trim(), app.config.directory.default_region) {
         Ok(phone) => match app.sessions.limit_state(&phone).await {
-          Err(e) => LookupResult {
-            masked: phone.masked(),
-            messages: String::new(),
-            searches: String::new(),
-            reference: None,
-            error: Some(format!("The limits could not be read: {e}")),
-          },
-          Ok(state) => {
-            let limits = app.limits.view(&state);
-            let left = |r: crate::limits::Remaining| {
-                let mut text = format!("{} of {} left this hour", r.remaining, r.limit);
-                if r.remaining == 0 {
-                    text.push_str(&format!(
-                        ", one more in {} min",
-                        r.next_in_secs.div_ceil(60)
-                    ));
-                }
-                text
-            };
-            let live = app.sessions.get(&phone).await.ok().flatten().is_some();
-            LookupResult {
+            Err(e) => LookupResult {
                 masked: phone.masked(),
-                messages: left(limits.messages),
-                searches: left(limits.searches),
-                reference: live.then(|| reference(&app, &phone)),
-                error: None,
+                messages: String::new(),
+                searches: String::new(),
+                reference: None,
+                error: Some(format!("The limits could not be read: {e}")),
+            },
+            Ok(state) => {
+                let limits = app.limits.view(&state);
+                let left = |r: crate::limits::Remaining| {
+                    let mut text = format!("{} of {} left this hour", r.remaining, r.limit);
+                    if r.remaining == 0 {
+                        text.push_str(&format!(
+                            ", one more in {} min",
+                            r.next_in_secs.div_ceil(60)
+                        ));
+                    }
+                    text
+                };
+                let live = app.sessions.get(&phone).await.ok().flatten().is_some();
+                LookupResult {
+                    masked: phone.masked(),
+                    messages: left(limits.messages),
+                    searches: left(limits.searches),
+                    reference: live.then(|| reference(&app, &phone)),
+                    error: None,
+                }
             }
-          }
         },
         Err(e) => LookupResult {
             masked: String::new(),

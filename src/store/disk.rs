@@ -1,5 +1,5 @@
 //! The store's seam to the disk: every write sequence and every flush of
-//! the [`super::SessionStore`] goes through [`Disk`], which refuses at once
+//! the [`super::Store`] goes through [`Disk`], which refuses at once
 //! once storage has failed, turns an IO error into that failure
 //! ([`StorageHealth`]), and checks before and after each flush that the
 //! data dir is still the one opened, so that a flush into a deleted data

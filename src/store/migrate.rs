@@ -193,8 +193,8 @@ fn read_sessions_key(
     match key.first() {
         Some(b's') => {
             let phone = phone_of(&key[1..])?;
-            let session: Session = codec::decode("session", codec::SESSION_V1, value)
-                .map_err(|e| e.to_string())?;
+            let session: Session =
+                codec::decode("session", codec::SESSION_V1, value).map_err(|e| e.to_string())?;
             records.entry(phone).or_default().session = Some(session);
             moved.sessions += 1;
         }
@@ -283,11 +283,15 @@ fn read_reply(
                 .unwrap_or_default();
             let phone = phone_of(reply.phone.as_bytes())?;
             if reply.expires_at_ms > now_ms {
-                records.entry(phone).or_default().replies.push(RememberedReply {
-                    message_sid: sid,
-                    twiml: reply.twiml,
-                    expires_at_ms: reply.expires_at_ms,
-                });
+                records
+                    .entry(phone)
+                    .or_default()
+                    .replies
+                    .push(RememberedReply {
+                        message_sid: sid,
+                        twiml: reply.twiml.into(),
+                        expires_at_ms: reply.expires_at_ms,
+                    });
                 moved.replies += 1;
             }
         }
@@ -295,9 +299,11 @@ fn read_reply(
     Ok(())
 }
 
-/// Format-1 replies name no phone: each goes to the phone whose own session
-/// recorded an exchange at the moment it was sent, and is dropped when no
-/// session (or more than one) shows that.
+/// Format-1 replies name no phone: each goes to the phone whose own
+/// session recorded an exchange at the moment it was sent (its latest
+/// reply names its MessageSid, else the exchange nearest in time, within
+/// [`VOUCH_MS`]; phones tied for nearest all get it, as any of them got it
+/// from the webhook before), and is dropped when no session shows that.
 fn vouch(
     records: &mut BTreeMap<PhoneNumber, PhoneRecord>,
     anonymous: Vec<(String, SeenReply)>,
@@ -310,21 +316,36 @@ fn vouch(
             continue;
         }
         let sent_at_ms = reply.expires_at_ms.saturating_sub(keeping.dedupe_ttl_ms);
-        let mut vouched = records.iter_mut().filter(|(_, r)| {
-            r.session.as_ref().is_some_and(|s| {
-                s.history
-                    .iter()
-                    .any(|e| e.timestamp_ms.abs_diff(sent_at_ms) <= VOUCH_MS)
-            })
-        });
-        if let (Some((_, record)), None) = (vouched.next(), vouched.next()) {
-            record.replies.push(RememberedReply {
-                message_sid: sid,
-                twiml: reply.twiml,
-                expires_at_ms: reply.expires_at_ms,
-            });
-            moved.replies += 1;
+        let distance = |record: &PhoneRecord| -> Option<u64> {
+            let session = record.session.as_ref()?;
+            if session
+                .last_reply
+                .as_ref()
+                .is_some_and(|last| last.message_sid == sid)
+            {
+                return Some(0);
+            }
+            session
+                .history
+                .iter()
+                .map(|e| e.timestamp_ms.abs_diff(sent_at_ms))
+                .filter(|&d| d <= VOUCH_MS)
+                .min()
+        };
+        let Some(nearest) = records.values().filter_map(distance).min() else {
+            continue;
+        };
+        let twiml: std::sync::Arc<str> = reply.twiml.into();
+        for record in records.values_mut() {
+            if distance(record) == Some(nearest) {
+                record.replies.push(RememberedReply {
+                    message_sid: sid.clone(),
+                    twiml: std::sync::Arc::clone(&twiml),
+                    expires_at_ms: reply.expires_at_ms,
+                });
+            }
         }
+        moved.replies += 1;
     }
 }
 
@@ -335,7 +356,7 @@ fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, n
         if let Some(last) = session.last_reply.take() {
             pieces.replies.push(RememberedReply {
                 message_sid: last.message_sid,
-                twiml: last.twiml,
+                twiml: last.twiml.into(),
                 expires_at_ms: session
                     .last_activity_ms
                     .saturating_add(keeping.dedupe_ttl_ms),
@@ -369,6 +390,9 @@ fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, n
     }
     record.replies.retain(|r| r.expires_at_ms > now_ms);
     record.replies.sort_by_key(|r| r.expires_at_ms);
-    let excess = record.replies.len().saturating_sub(keeping.max_replies.max(1));
+    let excess = record
+        .replies
+        .len()
+        .saturating_sub(keeping.max_replies.max(1));
     record.replies.drain(..excess);
 }

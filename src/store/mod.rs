@@ -441,9 +441,10 @@ impl Store {
         message_sid: Option<&str>,
     ) -> Result<Arc<PhoneRecord>, StoreError> {
         let committed = async {
-            let record = self
-                .disk
-                .write(|| self.write_record(&phone, stored, &mut record).map(|()| record))?;
+            let record = self.disk.write(|| {
+                self.write_record(&phone, stored, &mut record)
+                    .map(|()| record)
+            })?;
             let record = Arc::new(record);
             self.cache.insert(phone, Arc::clone(&record)).await;
             self.make_durable().await.map(|()| record)
@@ -664,7 +665,7 @@ impl Store {
             let _turn = self.locks.lock(phone).await;
             let stored = self.read_stored(&phone)?;
             let mut record = stored.clone().unwrap_or_default();
-            imported.apply(&mut record);
+            imported.apply(&mut record, self.keeping());
             self.disk
                 .write(|| self.write_record(&phone, stored.as_ref(), &mut record))?;
             self.cache.invalidate(&phone).await;
@@ -710,10 +711,7 @@ impl Store {
     pub fn live_sessions(&self) -> impl Iterator<Item = Result<Session, StoreError>> + '_ {
         let now = self.clock.now_ms();
         self.records().filter_map(move |item| match item {
-            Ok((_, record)) => record
-                .session
-                .filter(|s| !s.is_expired(now))
-                .map(Ok),
+            Ok((_, record)) => record.session.filter(|s| !s.is_expired(now)).map(Ok),
             Err(e) => Some(Err(e)),
         })
     }
@@ -838,9 +836,7 @@ impl Store {
             }
             read => read?,
         };
-        let due = stored
-            .as_ref()
-            .and_then(due_at);
+        let due = stored.as_ref().and_then(due_at);
         match (stored, due) {
             // Its own minute, and due: what is over goes.
             (Some(record), Some(due)) if due_bucket(due) == bucket && due <= now => {
@@ -897,7 +893,12 @@ impl Store {
     /// Runs the store's background tasks until `shutdown`: the group
     /// committer (which flushes once more at the end), the sweeper every
     /// `sweep_every`, and the storage watcher every `check_every`.
-    pub async fn run(self: Arc<Self>, sweep_every: Duration, check_every: Duration, shutdown: Shutdown) {
+    pub async fn run(
+        self: Arc<Self>,
+        sweep_every: Duration,
+        check_every: Duration,
+        shutdown: Shutdown,
+    ) {
         let watcher = crate::storage::watch(
             Arc::clone(self.health()),
             self.probe(),
@@ -937,8 +938,14 @@ pub struct ImportedRecord {
 }
 
 impl ImportedRecord {
-    fn apply(self, record: &mut PhoneRecord) {
-        if let Some(session) = self.session {
+    fn apply(self, record: &mut PhoneRecord, keeping: Keeping) {
+        if let Some(mut session) = self.session {
+            // An export carries each session's latest reply: it is a
+            // remembered reply of the record now.
+            if let Some(last) = session.last_reply.take() {
+                let sent_at_ms = session.last_activity_ms;
+                record.remember(&last.message_sid, &last.twiml, sent_at_ms, keeping);
+            }
             record.session = Some(session);
         }
         for (name, at) in self.limits {

@@ -65,8 +65,9 @@ impl Bucket {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RememberedReply {
     pub message_sid: String,
-    /// The TwiML document that was answered.
-    pub twiml: String,
+    /// The TwiML document that was answered; shared, so that copying a
+    /// record for the next message copies no reply.
+    pub twiml: std::sync::Arc<str>,
     /// When the dedupe window of this reply closes: the window is the one
     /// configured when it was sent.
     pub expires_at_ms: u64,
@@ -92,7 +93,7 @@ impl PhoneRecord {
             .rev()
             .find(|r| r.message_sid == message_sid)
             .filter(|r| r.expires_at_ms > now_ms)
-            .map(|r| r.twiml.as_str())
+            .map(|r| &*r.twiml)
     }
 
     /// Remembers the reply sent for `message_sid`, keeping the newest
@@ -102,10 +103,13 @@ impl PhoneRecord {
             .retain(|r| r.message_sid != message_sid && r.expires_at_ms > now_ms);
         self.replies.push(RememberedReply {
             message_sid: message_sid.to_owned(),
-            twiml: twiml.to_owned(),
+            twiml: twiml.into(),
             expires_at_ms: now_ms.saturating_add(keeping.dedupe_ttl_ms),
         });
-        let excess = self.replies.len().saturating_sub(keeping.max_replies.max(1));
+        let excess = self
+            .replies
+            .len()
+            .saturating_sub(keeping.max_replies.max(1));
         self.replies.drain(..excess);
     }
 
@@ -132,8 +136,7 @@ impl PhoneRecord {
 
     /// Whether nothing in the record is live at `now_ms`.
     pub fn is_over(&self, now_ms: u64) -> bool {
-        self.live_until()
-            .is_some_and(|until| until <= now_ms)
+        self.live_until().is_some_and(|until| until <= now_ms)
     }
 
     /// The stored bytes, dropping the oldest exchanges of the session (and
@@ -143,8 +146,7 @@ impl PhoneRecord {
         loop {
             let bytes = codec::encode(codec::RECORD_V1, &*self);
             let history = self.session.as_ref().map_or(0, |s| s.history.len());
-            if bytes.len() <= codec::MAX_DECODE_BYTES || (history == 0 && self.replies.len() <= 1)
-            {
+            if bytes.len() <= codec::MAX_DECODE_BYTES || (history == 0 && self.replies.len() <= 1) {
                 return bytes;
             }
             tracing::warn!(
