@@ -342,7 +342,7 @@ async fn preload_due_sessions(config: &Config, count: usize, run_seconds: u64) {
         member.phone =
             roster::phone::PhoneNumber::parse(&format!("+918{:09}", i), Default::default())
                 .unwrap_or(template.phone);
-        roster::session::Session::new(&member, at, ttl)
+        roster::conversation::Session::new(&member, at, ttl)
     });
     store.import(sessions).await.expect("preload");
     store.flush().await.expect("flush");

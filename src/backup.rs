@@ -18,9 +18,10 @@ use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::Session;
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
-use crate::session::{Session, SessionStore, StoreError};
+use crate::session::{SessionStore, StoreError};
 
 pub const FORMAT: &str = "roster-export";
 pub const VERSION: u32 = 1;

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::conversation::Session;
 use crate::phone::PhoneNumber;
-use crate::session::Session;
 use crate::session::codec::{self, CodecError};
 use crate::session::replies::{PhoneReply, SeenReply};
 use crate::storage;

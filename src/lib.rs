@@ -78,6 +78,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connections;
+pub mod conversation;
 pub mod dashboard;
 pub mod datacheck;
 pub mod directory;

@@ -21,13 +21,14 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::assistant::{Assistant, Entities, Intent, Understanding};
+use crate::assistant::{Assistant, Understanding};
+use crate::conversation::{Entities, Entry, Intent, Session};
 use crate::dashboard::figures::Asked;
 use crate::directory::{Directory, Member};
 use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
-use crate::session::{Entry, Session, StoreError};
+use crate::session::StoreError;
 use crate::twilio::outbox::Handoff;
 use crate::twilio::{self, Content, FormError, Inbound, Location, Reply};
 

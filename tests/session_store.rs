@@ -6,12 +6,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roster::assistant::{Entities, Intent};
 use roster::clock::ManualClock;
 use roster::config::{Config, Durability};
+use roster::conversation::{Entities, Entry, Intent};
 use roster::directory::{Directory, Member};
 use roster::phone::Region;
-use roster::session::{Entry, SessionStore};
+use roster::session::SessionStore;
 
 fn members() -> Directory {
     Directory::load(&common::fixture("members.csv"), Region::default()).unwrap()
@@ -618,7 +618,8 @@ async fn an_unknown_format_version_is_an_error_that_names_it() {
 
 #[test]
 fn the_v1_format_is_frozen() {
-    use roster::session::{Session, codec};
+    use roster::conversation::Session;
+    use roster::session::codec;
     let directory = members();
     let mut session = Session::new(&directory.members()[0], 1_000, 1_800_000);
     session.record(entry("doctors", 2_000), true, 10, 1_800_000);

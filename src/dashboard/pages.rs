@@ -21,10 +21,10 @@ use sha1::Sha1;
 use super::auth::{self, SignedIn};
 use super::figures::{NOT_KEPT, OTHERS, Totals};
 use super::{PendingUpload, svg};
+use crate::conversation::Session;
 use crate::directory::{Directory, Rejection};
 use crate::phone::PhoneNumber;
 use crate::server::AppState;
-use crate::session::Session;
 
 const HOUR_MS: u64 = 3_600_000;
 /// Sessions listed per page.

@@ -10,7 +10,8 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// Format version of [`crate::session::Session`] values.
+/// Format version of [`crate::conversation::Session`] values (see
+/// [`crate::conversation::STORED_VERSION`] for what changes it).
 pub const SESSION_V1: u8 = 1;
 /// Format version of remembered replies (duplicate deliveries) written
 /// before they named the phone they answered; still read, never answered.
