@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use roster::clock::{Clock, SystemClock};
 use roster::config::{Config, Durability};
 use roster::directory::synthetic;
-use roster::server::{App, Options};
+use roster::http::{App, Options};
 use roster::shutdown::ShutdownTrigger;
 use roster::twilio::{SignatureVerifier, parse_form};
 

@@ -15,8 +15,8 @@ use crate::client::{AdminClient, WebhookClient};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::http::{App, Options};
 use crate::phone::PhoneNumber;
-use crate::server::{App, Options};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
 /// Where chat messages go.

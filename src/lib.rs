@@ -69,7 +69,6 @@
 //! | [`clock`] | injected time |
 //! | [`shutdown`] | the stop signal shared by the server and its tasks |
 
-pub mod admin;
 pub mod assistant;
 pub mod backup;
 pub mod chat;
@@ -77,21 +76,17 @@ pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
-pub mod connections;
 pub mod conversation;
-pub mod dashboard;
 pub mod datacheck;
 pub mod directory;
+pub mod http;
 pub mod limits;
-pub mod metrics;
 pub mod models;
 pub mod phone;
-pub mod server;
 pub mod session;
 pub mod shutdown;
 pub mod storage;
 pub mod twilio;
-pub mod webhook;
 
 /// jemalloc instead of the system allocator. Sessions, sled pages and moka
 /// entries are freed on other threads than the ones that allocated them

@@ -12,8 +12,8 @@ use roster::client::default_server_url;
 use roster::clock::SystemClock;
 use roster::commands::{self, Target};
 use roster::config::{Config, LogFormat};
+use roster::http::{self, Options};
 use roster::phone::PhoneNumber;
-use roster::server::{self, Options};
 
 /// A WhatsApp assistant for member organisations, served through Twilio.
 #[derive(Debug, Parser)]
@@ -205,7 +205,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 dev,
                 clock: Arc::new(SystemClock),
             };
-            server::serve(config, options).await?;
+            http::serve(config, options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat {

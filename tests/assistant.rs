@@ -15,8 +15,8 @@ use roster::assistant::{Assistant, Synonyms};
 use roster::conversation::Intent;
 use roster::conversation::Session;
 use roster::directory::Directory;
+use roster::http::{App, Options};
 use roster::phone::Region;
-use roster::server::{App, Options};
 
 const TTL_MS: u64 = 30 * 60 * 1000;
 

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::http::AppState;
 use crate::phone::PhoneNumber;
-use crate::server::AppState;
 use crate::session::StoreError;
 
 /// The `/admin` routes, guarded by `token`.

@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::server::AppState;
+use crate::http::AppState;
 
 pub use figures::Figures;
 
