@@ -71,10 +71,8 @@
 
 pub mod assistant;
 pub mod backup;
-pub mod chat;
-pub mod client;
+pub mod cli;
 pub mod clock;
-pub mod commands;
 pub mod config;
 pub mod conversation;
 pub mod datacheck;

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use roster::chat::{self, Chat, LocalServer};
-use roster::client::default_server_url;
+use roster::cli::chat::{self, Chat, LocalServer};
+use roster::cli::client::default_server_url;
+use roster::cli::commands::{self, Target};
 use roster::clock::SystemClock;
-use roster::commands::{self, Target};
 use roster::config::{Config, LogFormat};
 use roster::http::{self, Options};
 use roster::phone::PhoneNumber;

@@ -7,6 +7,7 @@
 //! | `state` | [`AppState`], what every request shares |
 //! | [`webhook`] | `POST /whatsapp/webhook`: one inbound message, step by step; its outcomes |
 //! | [`admin`] | the admin JSON API under `/admin` |
+//! | [`views`] | the JSON the admin API answers with, which the CLI reads back |
 //! | [`metrics`] | `GET /metrics` |
 //! | [`connections`] | open connections, their cap, idle eviction, overload shedding |
 //! | [`dashboard`] | the organisers' pages and the figures they show |
@@ -20,6 +21,7 @@ pub mod dashboard;
 pub mod metrics;
 mod server;
 mod state;
+pub mod views;
 pub mod webhook;
 
 pub use server::{App, Options, StartError, serve};

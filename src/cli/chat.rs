@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::client::{AdminClient, WebhookClient};
+use crate::cli::client::{AdminClient, WebhookClient};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::directory::Directory;
@@ -165,7 +165,7 @@ impl Chat {
                 .await
             {
                 Ok(()) => println!("session dropped"),
-                Err(crate::client::ClientError::Status { status: 404, .. }) => {
+                Err(crate::cli::client::ClientError::Status { status: 404, .. }) => {
                     println!("there was no session")
                 }
                 Err(e) => println!("could not drop the session: {e}"),
