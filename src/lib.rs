@@ -11,7 +11,7 @@
 //! # One inbound message
 //!
 //! ```text
-//! POST /whatsapp/webhook ─▶ body limit, timeout                       (server)
+//! POST /whatsapp/webhook ─▶ body limit, timeout                       (http)
 //!   ├─ parse the form, keep every field             ─▶ 400            (twilio)
 //!   ├─ verify X-Twilio-Signature                    ─▶ 403            (twilio::SignatureVerifier)
 //!   ├─ From → PhoneNumber (E.164)                   ─▶ 400            (phone)
@@ -31,7 +31,7 @@
 //!   └─ render TwiML, split at 1,600 characters      ─▶ 200 text/xml   (twilio::twiml)
 //! ```
 //!
-//! [`webhook::whatsapp_webhook`] is that list as code, one call per step.
+//! `http::webhook::whatsapp_webhook` is that list as code, one call per step.
 //!
 //! # State
 //!
@@ -49,33 +49,35 @@
 //!
 //! # Modules
 //!
+//! No import circle runs between these folders and files
+//! (`python3 scripts/import-circles.py src` checks it).
+//!
 //! | module | owns |
 //! | --- | --- |
 //! | [`config`] | the [`config::Config`] type; loading `config.toml` + environment |
-//! | [`server`] | building the app and router, middleware, reload, graceful shutdown |
-//! | [`webhook`] | the flow above |
-//! | [`twilio`] | the wire protocol: signature, inbound form, TwiML |
+//! | [`http`] | [`http::AppState`], the router, middleware, the webhook (the flow above) and its outcomes, the admin API and its views, `/metrics`, connections, the dashboard |
+//! | [`twilio`] | the wire protocol: signature, inbound form, TwiML, the Messages API outbox |
 //! | [`phone`] | [`phone::PhoneNumber`]: parsing any writing into E.164; masking |
 //! | [`directory`] | members, loading the CSV, lookup by phone, generated directories |
+//! | [`conversation`] | what is stored about a conversation: [`conversation::Session`], [`conversation::Entry`], [`conversation::Intent`], [`conversation::Entities`], their stored version |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
-//! | [`models`] | optional chat and embedding models over an OpenAI-compatible API |
-//! | [`session`] | sessions, their store, codec, per-phone turns and sweeper |
+//! | [`models`] | optional chat and embedding models over an OpenAI-compatible API, and their counters |
+//! | [`session`] | the session store, codec, per-phone turns and sweeper |
 //! | [`limits`] | rate limits on governor's GCRA, persisted in sled |
 //! | [`storage`] | opening the sled database with operator-facing errors; whether the data dir can still be written |
-//! | [`datacheck`] | `roster check-data`: what a stopped data dir holds and what cannot be read |
-//! | [`admin`], [`metrics`] | the operator's views over HTTP |
-//! | [`backup`] | export and import as JSON lines |
-//! | [`client`], [`commands`], [`chat`] | the CLI's side: admin client, operator commands, the chat simulator |
+//! | `datacheck` | `roster check-data`: what a stopped data dir holds and what cannot be read |
+//! | `backup` | export and import as JSON lines |
+//! | [`cli`] | the CLI's side: the chat simulator, operator commands, the admin client |
 //! | [`clock`] | injected time |
 //! | [`shutdown`] | the stop signal shared by the server and its tasks |
 
 pub mod assistant;
-pub mod backup;
+pub(crate) mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conversation;
-pub mod datacheck;
+pub(crate) mod datacheck;
 pub mod directory;
 pub mod http;
 pub mod limits;

@@ -114,7 +114,7 @@ impl AdminClient {
         }
     }
 
-    /// GETs `path` and reads the JSON answer into `T` (one of [`crate::http::views`]).
+    /// GETs `path` and reads the JSON answer into `T` (one of the admin API's views, `http::views`).
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let response = self.send(self.http.get(&url), &url).await?;

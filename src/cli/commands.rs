@@ -515,7 +515,7 @@ fn time(ms: Option<u64>) -> String {
 }
 
 /// `roster check-data [--data-dir DIR]`: what a stopped data dir holds
-/// ([`crate::datacheck`]); exits 1 if anything is unreadable, 2 if the
+/// (`datacheck`); exits 1 if anything is unreadable, 2 if the
 /// check cannot run (no data dir, or one in use).
 pub fn check_data(config: &Config, data_dir: Option<&Path>, json: bool) -> ExitCode {
     let dir = data_dir.unwrap_or(&config.storage.data_dir);

@@ -24,7 +24,7 @@ mod breaker;
 mod chat;
 mod counters;
 mod embed;
-pub mod privacy;
+pub(crate) mod privacy;
 pub mod semantic;
 
 use std::sync::Arc;

@@ -11,7 +11,7 @@
 //! organiser confirms.
 
 pub(crate) mod auth;
-pub mod figures;
+pub(crate) mod figures;
 mod pages;
 mod svg;
 
