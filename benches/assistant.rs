@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group};
 use roster::assistant::{Assistant, Synonyms};
+use roster::conversation::Session;
 use roster::directory::{Directory, synthetic};
 use roster::models::semantic::SemanticIndex;
 use roster::phone::Region;
-use roster::session::Session;
 
 const SIZES: [usize; 2] = [1_000, 100_000];
 const SEED: u64 = 42;

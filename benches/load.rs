@@ -34,7 +34,7 @@ use tokio::net::TcpStream;
 use roster::clock::{Clock, SystemClock};
 use roster::config::{Config, Durability};
 use roster::directory::synthetic;
-use roster::server::{App, Options};
+use roster::http::{App, Options};
 use roster::shutdown::ShutdownTrigger;
 use roster::twilio::{SignatureVerifier, parse_form};
 
@@ -341,7 +341,7 @@ async fn preload_due_sessions(config: &Config, count: usize, run_seconds: u64) {
         member.phone =
             roster::phone::PhoneNumber::parse(&format!("+918{:09}", i), Default::default())
                 .unwrap_or(template.phone);
-        roster::session::Session::new(&member, at, ttl)
+        roster::conversation::Session::new(&member, at, ttl)
     });
     store.import_sessions(sessions).await.expect("preload");
     store.flush().await.expect("flush");

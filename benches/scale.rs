@@ -12,12 +12,11 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roster::assistant::{Entities, Intent};
 use roster::clock::{Clock, ManualClock};
 use roster::config::{Config, Durability};
+use roster::conversation::{Entities, Entry, Intent, Session};
 use roster::directory::{Directory, synthetic};
 use roster::phone::Region;
-use roster::session::{Entry, Session};
 use roster::store::Store;
 
 use support::arg;

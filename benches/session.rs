@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use roster::assistant::{Entities, Intent};
 use roster::clock::{Clock, SystemClock};
 use roster::config::{Config, Durability};
+use roster::conversation::{Entities, Entry, Intent};
 use roster::directory::{Directory, synthetic};
 use roster::phone::Region;
-use roster::session::Entry;
 use roster::shutdown::ShutdownTrigger;
 use roster::store::Store;
 

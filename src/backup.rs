@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
+use crate::conversation::{SentReply, Session};
 use crate::phone::PhoneNumber;
-use crate::session::{SentReply, Session};
 use crate::store::{ImportedRecord, Store, StoreError};
 
 pub const FORMAT: &str = "roster-export";

@@ -11,7 +11,7 @@
 //! # One inbound message
 //!
 //! ```text
-//! POST /whatsapp/webhook ─▶ body limit, timeout                       (server)
+//! POST /whatsapp/webhook ─▶ body limit, timeout                       (http)
 //!   ├─ parse the form, keep every field             ─▶ 400            (twilio)
 //!   ├─ verify X-Twilio-Signature                    ─▶ 403            (twilio::SignatureVerifier)
 //!   ├─ From → PhoneNumber (E.164)                   ─▶ 400            (phone)
@@ -30,7 +30,7 @@
 //!   └─ render TwiML, split at 1,600 characters      ─▶ 200 text/xml   (twilio::twiml)
 //! ```
 //!
-//! [`webhook::whatsapp_webhook`] is that list as code, one call per step.
+//! `http::webhook::whatsapp_webhook` is that list as code, one call per step.
 //!
 //! # State
 //!
@@ -52,48 +52,42 @@
 //!
 //! # Modules
 //!
+//! No import circle runs between these folders and files
+//! (`python3 scripts/import-circles.py src` checks it).
+//!
 //! | module | owns |
 //! | --- | --- |
 //! | [`config`] | the [`config::Config`] type; loading `config.toml` + environment |
-//! | [`server`] | building the app and router, middleware, reload, graceful shutdown |
-//! | [`webhook`] | the flow above |
-//! | [`twilio`] | the wire protocol: signature, inbound form, TwiML |
+//! | [`http`] | [`http::AppState`], the router, middleware, the webhook (the flow above) and its outcomes, the admin API and its views, `/metrics`, connections, the dashboard |
+//! | [`twilio`] | the wire protocol: signature, inbound form, TwiML, the Messages API outbox |
 //! | [`phone`] | [`phone::PhoneNumber`]: parsing any writing into E.164; masking |
 //! | [`directory`] | members, loading the CSV, lookup by phone, generated directories |
+//! | [`conversation`] | what is stored about a conversation: [`conversation::Session`], [`conversation::Entry`], [`conversation::Intent`], [`conversation::Entities`], their stored version |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
-//! | [`models`] | optional chat and embedding models over an OpenAI-compatible API |
-//! | [`session`] | the conversation session and its views |
+//! | [`models`] | optional chat and embedding models over an OpenAI-compatible API, and their counters |
 //! | [`store`] | the phone records in sled: turns, cache, group commit, sweeper, migration, `check-data` |
 //! | [`limits`] | rate limits on governor's GCRA; their state lives in the phone record |
 //! | [`storage`] | opening the sled database with operator-facing errors; whether the data dir can still be written |
-//! | [`admin`], [`metrics`] | the operator's views over HTTP |
-//! | [`backup`] | export and import as JSON lines |
-//! | [`client`], [`commands`], [`chat`] | the CLI's side: admin client, operator commands, the chat simulator |
+//! | `backup` | export and import as JSON lines |
+//! | [`cli`] | the CLI's side: the chat simulator, operator commands, the admin client |
 //! | [`clock`] | injected time |
 //! | [`shutdown`] | the stop signal shared by the server and its tasks |
 
-pub mod admin;
 pub mod assistant;
-pub mod backup;
-pub mod chat;
-pub mod client;
+pub(crate) mod backup;
+pub mod cli;
 pub mod clock;
-pub mod commands;
 pub mod config;
-pub mod connections;
-pub mod dashboard;
+pub mod conversation;
 pub mod directory;
+pub mod http;
 pub mod limits;
-pub mod metrics;
 pub mod models;
 pub mod phone;
-pub mod server;
-pub mod session;
 pub mod shutdown;
 pub mod storage;
 pub mod store;
 pub mod twilio;
-pub mod webhook;
 
 /// jemalloc instead of the system allocator. Sessions, sled pages and moka
 /// entries are freed on other threads than the ones that allocated them

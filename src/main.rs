@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use roster::chat::{self, Chat, LocalServer};
-use roster::client::default_server_url;
+use roster::cli::chat::{self, Chat, LocalServer};
+use roster::cli::client::default_server_url;
+use roster::cli::commands::{self, Target};
 use roster::clock::SystemClock;
-use roster::commands::{self, Target};
 use roster::config::{Config, LogFormat};
+use roster::http::{self, Options};
 use roster::phone::PhoneNumber;
-use roster::server::{self, Options};
 
 /// A WhatsApp assistant for member organisations, served through Twilio.
 #[derive(Debug, Parser)]
@@ -205,7 +205,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<ExitCode> {
                 dev,
                 clock: Arc::new(SystemClock),
             };
-            server::serve(config, options).await?;
+            http::serve(config, options).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Chat {

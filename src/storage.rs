@@ -735,7 +735,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::config::Config;
-    use crate::server::{App, Options};
+    use crate::http::{App, Options};
     use crate::shutdown::ShutdownTrigger;
     use crate::twilio::SignatureVerifier;
 
@@ -759,7 +759,7 @@ mod tests {
 
     struct Running {
         url: String,
-        app: crate::server::AppState,
+        app: crate::http::AppState,
         trigger: ShutdownTrigger,
         handle: tokio::task::JoinHandle<anyhow::Result<()>>,
         client: reqwest::Client,

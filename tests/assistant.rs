@@ -11,11 +11,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
-use roster::assistant::{Assistant, Intent, Synonyms};
+use roster::assistant::{Assistant, Synonyms};
+use roster::conversation::Intent;
+use roster::conversation::Session;
 use roster::directory::Directory;
+use roster::http::{App, Options};
 use roster::phone::Region;
-use roster::server::{App, Options};
-use roster::session::Session;
 
 const TTL_MS: u64 = 30 * 60 * 1000;
 

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 use roster::assistant::{Assistant, PAGE_SIZE};
+use roster::conversation::Session;
 use roster::directory::synthetic::synthetic_phone;
 use roster::directory::{Directory, Member};
 use roster::phone::Region;
-use roster::session::Session;
 
 const TTL_MS: u64 = 30 * 60 * 1000;
 /// Words one directory needs: see [`Pools::new`].

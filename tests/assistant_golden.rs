@@ -15,10 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
-use roster::assistant::{Answer, Assistant, Intent, PAGE_SIZE, Synonyms, Understanding};
+use roster::assistant::{Answer, Assistant, PAGE_SIZE, Synonyms, Understanding};
+use roster::conversation::Intent;
+use roster::conversation::Session;
 use roster::directory::{Directory, Member};
 use roster::phone::Region;
-use roster::session::Session;
 
 const TTL_MS: u64 = 30 * 60 * 1000;
 /// The sender of the golden messages: Priya Deshpande, 1995 batch.

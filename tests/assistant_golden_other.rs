@@ -30,10 +30,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::*;
-use roster::assistant::{Answer, Assistant, Entities, Intent, PAGE_SIZE, Understanding};
+use roster::assistant::{Answer, Assistant, PAGE_SIZE, Understanding};
+use roster::conversation::Session;
+use roster::conversation::{Entities, Intent};
 use roster::directory::{Directory, Member};
 use roster::phone::Region;
-use roster::session::Session;
 
 const TTL_MS: u64 = 30 * 60 * 1000;
 const ORG: &str = "Deccan Chamber of Commerce";

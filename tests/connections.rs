@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use roster::connections::ConnectionStats;
+use roster::http::connections::ConnectionStats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -257,7 +257,7 @@ async fn more_requests_in_flight_than_max_pending_get_503_at_once() {
 async fn a_member_is_answered_while_thousands_of_idle_and_slow_connections_are_held() {
     // Both ends of each connection live in this process, so it holds two
     // descriptors per connection: 20,000, or as many as the limit allows.
-    let limit = roster::connections::raise_open_file_limit().unwrap_or(4096);
+    let limit = roster::http::connections::raise_open_file_limit().unwrap_or(4096);
     let held = 20_000.min(usize::try_from(limit.saturating_sub(1_000) / 2).unwrap_or(0));
     let app = spawn_app_with(|c| {
         c.server.max_connections = held + 100;
@@ -363,7 +363,10 @@ fn the_binary_raises_its_open_file_limit_and_caps_connections_below_it() {
     let max = ready["fields"]["max_connections"]
         .as_u64()
         .expect("max_connections");
-    assert_eq!(max, 1_000_000.min(limit - roster::connections::FD_HEADROOM));
+    assert_eq!(
+        max,
+        1_000_000.min(limit - roster::http::connections::FD_HEADROOM)
+    );
     if max < 1_000_000 {
         assert!(
             startup
@@ -376,5 +379,5 @@ fn the_binary_raises_its_open_file_limit_and_caps_connections_below_it() {
 
 /// This process's hard open-file limit (raising the soft one to it).
 fn nix_hard_limit() -> u64 {
-    roster::connections::raise_open_file_limit().expect("an open-file limit")
+    roster::http::connections::raise_open_file_limit().expect("an open-file limit")
 }

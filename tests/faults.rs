@@ -29,9 +29,9 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
 use roster::assistant::Assistant;
+use roster::conversation::Session;
 use roster::directory::{Directory, Member};
 use roster::phone::{PhoneNumber, Region};
-use roster::session::Session;
 use roster::twilio::{self, Inbound, Reply, SignatureVerifier};
 
 /// The most one call may take. Generous: debug builds on a loaded machine.

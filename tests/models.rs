@@ -631,9 +631,9 @@ async fn real_model_semantic_precision() {
     config.embeddings.query_model = "e5-query".to_owned();
     config.embeddings.passage_model = "e5-passage".to_owned();
     config.embeddings.timeout = Duration::from_secs(10);
-    let app = roster::server::App::build(
+    let app = roster::http::App::build(
         config,
-        roster::server::Options {
+        roster::http::Options {
             dev: false,
             clock: Arc::new(roster::clock::SystemClock),
         },

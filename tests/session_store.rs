@@ -6,13 +6,12 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roster::assistant::{Entities, Intent};
 use roster::clock::ManualClock;
 use roster::config::{Config, Durability};
+use roster::conversation::{Entities, Entry, Intent, Session, SessionStats};
 use roster::directory::{Directory, Member};
 use roster::phone::PhoneNumber;
 use roster::phone::Region;
-use roster::session::{Entry, Session, SessionStats};
 use roster::store::Store;
 
 fn members() -> Directory {

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::Request;
 use roster::clock::ManualClock;
+use roster::http::{App, Options};
 use roster::limits::StrangerLimiter;
 use roster::phone::{PhoneNumber, Region};
-use roster::server::{App, Options};
 use tower::ServiceExt;
 
 use common::*;

@@ -45,117 +45,17 @@ mod words;
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 pub use synonyms::{Synonyms, SynonymsError};
 
+use crate::conversation::{Entities, Entry, Intent, MAX_KEYWORDS, Session};
 use crate::directory::{Directory, Member};
-use crate::session::{Entry, Session};
 use concepts::Concepts;
-use field::Field;
 use index::SearchIndex;
 use understand::{Plan, Reader};
 use vocabulary::Vocabulary;
 
 /// How many results one reply lists.
 pub const PAGE_SIZE: usize = 5;
-
-/// What the member asked for.
-///
-/// Stored in session entries by variant index: add new variants at the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Intent {
-    Greeting,
-    Help,
-    Thanks,
-    Search,
-    Unknown,
-    /// The next page of the last search.
-    More,
-    /// Everything about one member of the page shown.
-    Details,
-    /// Phone and email of members shown.
-    Contact,
-    /// The last search, adjusted ("what about Chennai?").
-    Refine,
-}
-
-impl Intent {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Intent::Greeting => "greeting",
-            Intent::Help => "help",
-            Intent::Thanks => "thanks",
-            Intent::Search => "search",
-            Intent::Unknown => "unknown",
-            Intent::More => "more",
-            Intent::Details => "details",
-            Intent::Contact => "contact",
-            Intent::Refine => "refine",
-        }
-    }
-
-    /// Whether an exchange of this intent listed a page of results, which
-    /// "more", a number and "contact" then refer to.
-    pub fn lists_results(&self) -> bool {
-        matches!(self, Intent::Search | Intent::Refine | Intent::More)
-    }
-}
-
-/// What a search is constrained by; values are the directory's own spelling.
-///
-/// Stored in every session entry (bincode, `store::codec`): adding or
-/// reordering fields needs a new session format version.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entities {
-    pub profession: Option<String>,
-    pub specialty: Option<String>,
-    pub designation: Option<String>,
-    pub skill: Option<String>,
-    pub service: Option<String>,
-    pub organization: Option<String>,
-    pub city: Option<String>,
-    pub area: Option<String>,
-    /// A person's name, for "is there a Rahul Sharma".
-    pub name: Option<String>,
-    pub graduation_year: Option<u16>,
-    pub degree: Option<String>,
-    pub branch: Option<String>,
-    /// Free words ranked against skills, bio and extra columns; at most
-    /// [`MAX_KEYWORDS`], however many follow-ups add to them.
-    pub keywords: Vec<String>,
-}
-
-/// Free words kept for one search: more rank nothing better, and each one
-/// is carried into every later entry of a refined search.
-pub const MAX_KEYWORDS: usize = 16;
-
-impl Entities {
-    /// Whether nothing constrains a search.
-    pub fn is_empty(&self) -> bool {
-        !self.has_constraints()
-    }
-
-    /// Whether anything constrains a search.
-    pub fn has_constraints(&self) -> bool {
-        self.city.is_some()
-            || self.area.is_some()
-            || self.graduation_year.is_some()
-            || self.names_a_subject()
-    }
-
-    /// Whether it says whom to look for, beyond where or which batch:
-    /// "in Koramangala" adjusts the last search, "lawyers" starts one.
-    pub fn names_a_subject(&self) -> bool {
-        Field::STRUCTURED
-            .iter()
-            .filter(|f| !matches!(f, Field::City | Field::Area))
-            .any(|f| f.get(self).is_some())
-            || self.name.is_some()
-            || self.keywords.iter().any(|k| !k.trim().is_empty())
-    }
-}
 
 /// The assistant's reading of one message in its conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]

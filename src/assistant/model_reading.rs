@@ -21,8 +21,8 @@ use super::field::Field;
 use super::text_index::is_contact_column;
 use super::understand::{Chat, Plan};
 use super::{Answer, Assistant, Entities, Intent, MAX_KEYWORDS, PAGE_SIZE, Understanding, reply};
+use crate::conversation::Session;
 use crate::directory::Member;
-use crate::session::Session;
 
 /// The object a chat model answers with (the JSON schema sent asks for
 /// exactly these fields).

@@ -7,8 +7,8 @@
 //! before Bengaluru), as the search "members in <part>".
 
 use super::{Assistant, Intent, Understanding};
+use crate::conversation::Session;
 use crate::directory::Member;
-use crate::session::Session;
 
 impl Assistant {
     /// The search for members in the city or area `address` names, if any

@@ -18,8 +18,8 @@ use super::text::{self, Word};
 use super::vocabulary::{Cues, Reading, Vocabulary};
 use super::words::{self, Role};
 use super::{Entities, Intent, MAX_KEYWORDS, Understanding};
+use crate::conversation::{Entry, Session};
 use crate::directory::Member;
-use crate::session::{Entry, Session};
 
 /// A place in the list of results shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

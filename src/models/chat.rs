@@ -10,9 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::Failure;
-use crate::assistant::Entities;
 use crate::assistant::model_reading::{ModelReading, Outline};
 use crate::config::Secret;
+use crate::conversation::Entities;
 
 /// How the answer's shape is asked for, from the best to the plainest.
 const JSON_SCHEMA: u8 = 0;

@@ -10,6 +10,7 @@
 //! | `semantic` | ranking members by cosine over one contiguous array |
 //! | `breaker` | stopping calls to a failing server for a while |
 //! | `privacy` | stripping phones and emails from what is sent |
+//! | `counters` | the models' metrics, which `/metrics` reads |
 //!
 //! [`Models::understand`] is the webhook's understanding step: the rules,
 //! then (only when they are unsure) the model within `llm.timeout`, its
@@ -21,8 +22,9 @@
 
 mod breaker;
 mod chat;
+mod counters;
 mod embed;
-pub mod privacy;
+pub(crate) mod privacy;
 pub mod semantic;
 
 use std::sync::Arc;
@@ -35,9 +37,8 @@ use crate::assistant::model_reading::profile_text;
 use crate::assistant::{Answer, Assistant, PAGE_SIZE, Understanding};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::conversation::Session;
 use crate::directory::{Directory, Member};
-use crate::metrics::Metrics;
-use crate::session::Session;
 use crate::storage::VectorCache;
 use breaker::Breaker;
 use chat::{ChatClient, LastExchange, Prompt};
@@ -45,6 +46,7 @@ use embed::{EmbedClient, Mode};
 use semantic::SemanticIndex;
 
 pub use breaker::{FAILURES_TO_OPEN, OPEN_FOR};
+pub(crate) use counters::ModelMetrics;
 
 /// Why a model call did not give an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +112,7 @@ struct Ready {
 pub struct Models {
     chat: Option<ChatPart>,
     embed: Option<EmbedPart>,
-    metrics: Arc<Metrics>,
+    metrics: ModelMetrics,
 }
 
 impl std::fmt::Debug for Models {
@@ -124,10 +126,10 @@ impl std::fmt::Debug for Models {
 
 impl Models {
     /// The models `config` turns on; `cache` is needed only for embeddings.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         cache: Option<VectorCache>,
-        metrics: Arc<Metrics>,
+        metrics: ModelMetrics,
         clock: SharedClock,
     ) -> Models {
         let http = |timeout: Duration| {
@@ -199,7 +201,7 @@ impl Models {
         if !assistant.is_unsure(&rules) {
             return rules;
         }
-        let metrics = &self.metrics.models;
+        let metrics = &self.metrics;
         if !chat.breaker.allow() {
             metrics.fallback("chat");
             return rules;
@@ -254,7 +256,7 @@ impl Models {
         {
             return None;
         }
-        let metrics = &self.metrics.models;
+        let metrics = &self.metrics;
         if !embed.breaker.allow() {
             metrics.fallback("embeddings");
             return None;
@@ -395,7 +397,7 @@ impl Models {
                 "embedding member profiles for semantic search"
             );
         }
-        let metrics = &self.metrics.models;
+        let metrics = &self.metrics;
         let mut done = 0;
         for batch in missing.chunks(BATCH) {
             if embed.generation.load(Ordering::SeqCst) != generation {

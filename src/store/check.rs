@@ -19,8 +19,8 @@ use serde::Serialize;
 use super::codec::{self, CodecError};
 use super::migrate::{PhoneReply, SeenReply};
 use super::record::PhoneRecord;
+use crate::conversation::Session;
 use crate::phone::PhoneNumber;
-use crate::session::Session;
 use crate::storage;
 
 /// How many unreadable values are described one by one.

@@ -13,8 +13,9 @@ use serde::de::DeserializeOwned;
 /// Format version of a [`super::record::PhoneRecord`]: the session (as in
 /// [`SESSION_V1`]), limits, opt-out and remembered replies of one phone.
 pub const RECORD_V1: u8 = 1;
-/// Format version of [`crate::session::Session`] values, as stored on their
-/// own before phone records (and inside a record since).
+/// Format version of [`crate::conversation::Session`] values, as stored on
+/// their own before phone records and inside a record since (see
+/// [`crate::conversation::STORED_VERSION`] for what changes it).
 pub const SESSION_V1: u8 = 1;
 /// Before phone records: format version of remembered replies (duplicate deliveries) written
 /// before they named the phone they answered; still read, never answered.
@@ -89,3 +90,6 @@ pub fn decode<T: DeserializeOwned>(
     }
     Ok(value)
 }
+
+// The conversation types kept in a record are encoded as `SESSION_V1` says.
+const _: () = assert!(SESSION_V1 == crate::conversation::STORED_VERSION);

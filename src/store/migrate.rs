@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::codec;
 use super::record::{Keeping, PhoneRecord, RememberedReply};
 use super::{OPTED_OUT, StoreError, due_at, due_bucket, due_key, phone_key, record_key};
+use crate::conversation::Session;
 use crate::phone::PhoneNumber;
-use crate::session::Session;
 
 const SESSIONS: &str = "sessions";
 const LIMITS: &str = "limits";

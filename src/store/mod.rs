@@ -82,8 +82,8 @@ use self::record::{Keeping, LimitState, PhoneRecord};
 pub use self::turn::Turn;
 use crate::clock::{SharedClock, duration_ms};
 use crate::config::{Config, Durability};
+use crate::conversation::Session;
 use crate::phone::PhoneNumber;
-use crate::session::Session;
 use crate::shutdown::Shutdown;
 use crate::storage::{DataDirIdentity, FailureKind, StorageHealth};
 

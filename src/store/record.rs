@@ -17,7 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::codec::{self, CodecError};
-use crate::session::Session;
+use crate::conversation::Session;
 
 /// Everything kept about one phone.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 use super::record::{Bucket, LimitState, PhoneRecord};
 use super::{PhoneTurn, Store, StoreError};
+use crate::conversation::Session;
 use crate::directory::Member;
 use crate::phone::PhoneNumber;
-use crate::session::Session;
 
 /// The phone's turn, holding its loaded record.
 pub struct Turn<'a> {

@@ -5,7 +5,7 @@
 //! the signature covers every field, including ones Twilio adds without
 //! notice; only then is the form read into an [`Inbound`] message.
 
-pub mod outbox;
+pub(crate) mod outbox;
 mod signature;
 pub mod twiml;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use roster::clock::ManualClock;
 use roster::config::Config;
-use roster::server::{App, AppState, Options};
+use roster::http::{App, AppState, Options};
 use roster::shutdown::ShutdownTrigger;
 use roster::twilio::SignatureVerifier;
 

@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::client::{AdminClient, WebhookClient};
+use crate::cli::client::{AdminClient, WebhookClient};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::directory::Directory;
+use crate::http::{App, Options};
 use crate::phone::PhoneNumber;
-use crate::server::{App, Options};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 
 /// Where chat messages go.
@@ -165,7 +165,7 @@ impl Chat {
                 .await
             {
                 Ok(()) => println!("session dropped"),
-                Err(crate::client::ClientError::Status { status: 404, .. }) => {
+                Err(crate::cli::client::ClientError::Status { status: 404, .. }) => {
                     println!("there was no session")
                 }
                 Err(e) => println!("could not drop the session: {e}"),

@@ -21,10 +21,11 @@ use sha1::Sha1;
 use super::auth::{self, SignedIn};
 use super::figures::{NOT_KEPT, OTHERS, Totals};
 use super::{PendingUpload, svg};
+use crate::conversation::Session;
 use crate::directory::{Directory, Rejection};
+use crate::http::AppState;
+use crate::http::webhook::Outcome;
 use crate::phone::PhoneNumber;
-use crate::server::AppState;
-use crate::session::Session;
 
 const HOUR_MS: u64 = 3_600_000;
 /// Sessions listed per page.
@@ -324,22 +325,6 @@ struct OutcomeRow {
     month: u64,
 }
 
-/// The outcomes in the order the overview lists them, as organisers say them.
-const OUTCOMES: [(&str, &str); 12] = [
-    ("answered", "Answered"),
-    ("duplicate", "Duplicate deliveries"),
-    ("refused-stranger", "Strangers (told to ask the organisers)"),
-    ("silenced-stranger", "Strangers (not answered again)"),
-    ("limited-messages", "Limited: too many messages"),
-    ("limited-searches", "Limited: too many searches"),
-    ("opted-out", "Opted out (STOP)"),
-    ("opted-in", "Opted back in (START)"),
-    ("silenced-opted-out", "From opted-out phones (not answered)"),
-    ("bad-request", "Errors: malformed requests"),
-    ("bad-signature", "Errors: bad signatures"),
-    ("storage-error", "Errors: storage"),
-];
-
 #[derive(Template)]
 #[template(path = "dashboard/overview.html")]
 struct OverviewPage {
@@ -394,9 +379,10 @@ pub(super) async fn overview(
             (label.get(5..10).unwrap_or(&label).to_owned(), count)
         })
         .collect();
-    let outcomes = OUTCOMES
+    let outcomes = Outcome::ALL
         .iter()
-        .map(|&(id, label)| OutcomeRow {
+        .map(|outcome| (outcome.as_str(), outcome.label()))
+        .map(|(id, label)| OutcomeRow {
             id,
             label,
             day: day.outcomes.get(id).copied().unwrap_or(0),

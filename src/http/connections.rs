@@ -166,7 +166,7 @@ pub struct Tracker {
 }
 
 /// Counts of what the tracker did, for tests and `/admin/stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionStats {
     pub open: usize,

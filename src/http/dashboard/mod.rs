@@ -11,7 +11,7 @@
 //! organiser confirms.
 
 pub(crate) mod auth;
-pub mod figures;
+pub(crate) mod figures;
 mod pages;
 mod svg;
 
@@ -25,7 +25,7 @@ use axum::routing::{get, post};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::server::AppState;
+use crate::http::AppState;
 
 pub use figures::Figures;
 

@@ -1,40 +1,13 @@
-//! Conversation sessions: what Roster remembers of each member's recent
-//! exchanges, so that follow-ups ("more", "their contact info") work.
-//!
-//! A [`Session`] is keyed by phone and expires `session.ttl` after its last
-//! activity (a sliding TTL, as the old Redis design had). It is kept in the
-//! phone's record ([`crate::store`]), which checks expiry on every read so
-//! an expired session is absent even before the sweeper removes it.
-//!
-//! The stored form is bincode in a versioned envelope
-//! ([`crate::store::codec::SESSION_V1`]); the JSON
-//! form ([`SessionView`]) is what the admin API and CLI show, with the field
-//! names the old service's operators know.
+//! A member's conversation as stored ([`Session`]), and the JSON views of it
+//! the admin API, the CLI and exports show ([`SessionView`], [`EntryView`]).
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assistant::{Entities, Intent};
+use super::{Entities, Entry, Intent};
 use crate::directory::{Member, MemberRole};
 use crate::phone::PhoneNumber;
-
-/// One exchange: what the member asked and what the assistant made of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    /// The message text as received.
-    pub query: String,
-    /// When it arrived, in ms since the Unix epoch.
-    pub timestamp_ms: u64,
-    pub intent: Intent,
-    pub entities: Entities,
-    /// Total matches of the search the message ran (0 if none ran).
-    pub result_count: u32,
-    /// `member_id`s listed in the reply, in order, for "2" or "contact".
-    pub result_ids: Vec<String>,
-    /// The page of results shown (0 for the first), for "more".
-    pub page: u32,
-}
 
 /// A member's conversation state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,9 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::config::Config;
+use crate::http::views::ErrorBody;
 use crate::phone::PhoneNumber;
 use crate::twilio::SignatureVerifier;
 
@@ -105,16 +106,16 @@ impl AdminClient {
             }
             status => {
                 let body = response.text().await.unwrap_or_default();
-                let message = serde_json::from_str::<Value>(&body)
-                    .ok()
-                    .and_then(|v| v["error"].as_str().map(str::to_owned))
+                let message = serde_json::from_str::<ErrorBody>(&body)
+                    .map(|e| e.error)
                     .unwrap_or(body);
                 Err(ClientError::Status { status, message })
             }
         }
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value, ClientError> {
+    /// GETs `path` and reads the JSON answer into `T` (one of the admin API's views, `http::views`).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let response = self.send(self.http.get(&url), &url).await?;
         response.json().await.map_err(|e| ClientError::Transport {
@@ -128,7 +129,8 @@ impl AdminClient {
         self.send(self.http.delete(&url), &url).await.map(|_| ())
     }
 
-    pub async fn post(&self, path: &str) -> Result<Value, ClientError> {
+    /// POSTs to `path` and reads the JSON answer into `T`.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         let url = format!("{}{path}", self.base);
         let response = self.send(self.http.post(&url), &url).await?;
         response.json().await.map_err(|e| ClientError::Transport {

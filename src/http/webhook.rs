@@ -21,18 +21,19 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::assistant::{Assistant, Entities, Intent, Understanding};
-use crate::dashboard::figures::Asked;
+use crate::assistant::{Assistant, Understanding};
+use crate::conversation::{Entities, Entry, Intent, Session};
 use crate::directory::{Directory, Member};
+use crate::http::AppState;
+use crate::http::dashboard::figures::Asked;
 use crate::limits::{self, Verdict};
 use crate::phone::PhoneNumber;
-use crate::server::AppState;
-use crate::session::{Entry, Session};
 use crate::store::{StoreError, Turn};
 use crate::twilio::outbox::Handoff;
 use crate::twilio::{self, Content, FormError, Inbound, Location, Reply};
 
-/// How a webhook request ended; logged and (later) counted.
+/// How a webhook request ended: logged, counted by `/metrics` (one label
+/// each) and shown on the dashboard. [`Outcome::ALL`] is the one list of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Answered,
@@ -50,9 +51,34 @@ pub enum Outcome {
     OptedIn,
     /// Any other message from a phone that opted out: no reply.
     SilencedOptedOut,
+    /// Not processed: [`Rejected::BadRequest`].
+    BadRequest,
+    /// Not processed: [`Rejected::BadSignature`].
+    BadSignature,
+    /// Not processed: [`Rejected::Storage`].
+    StorageError,
 }
 
 impl Outcome {
+    /// Every outcome, in the order the dashboard lists them. `/metrics`
+    /// registers each at zero, so every label appears before it happens.
+    pub const ALL: [Outcome; 13] = [
+        Outcome::Answered,
+        Outcome::AnsweredLate,
+        Outcome::Duplicate,
+        Outcome::RefusedStranger,
+        Outcome::SilencedStranger,
+        Outcome::LimitedMessages,
+        Outcome::LimitedSearches,
+        Outcome::OptedOut,
+        Outcome::OptedIn,
+        Outcome::SilencedOptedOut,
+        Outcome::BadRequest,
+        Outcome::BadSignature,
+        Outcome::StorageError,
+    ];
+
+    /// The label in logs, `/metrics` and the dashboard's figures.
     pub fn as_str(&self) -> &'static str {
         match self {
             Outcome::Answered => "answered",
@@ -65,6 +91,28 @@ impl Outcome {
             Outcome::OptedOut => "opted-out",
             Outcome::OptedIn => "opted-in",
             Outcome::SilencedOptedOut => "silenced-opted-out",
+            Outcome::BadRequest => "bad-request",
+            Outcome::BadSignature => "bad-signature",
+            Outcome::StorageError => "storage-error",
+        }
+    }
+
+    /// How the dashboard names it, as organisers say it.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Answered => "Answered",
+            Outcome::AnsweredLate => "Answered late (through the Messages API)",
+            Outcome::Duplicate => "Duplicate deliveries",
+            Outcome::RefusedStranger => "Strangers (told to ask the organisers)",
+            Outcome::SilencedStranger => "Strangers (not answered again)",
+            Outcome::LimitedMessages => "Limited: too many messages",
+            Outcome::LimitedSearches => "Limited: too many searches",
+            Outcome::OptedOut => "Opted out (STOP)",
+            Outcome::OptedIn => "Opted back in (START)",
+            Outcome::SilencedOptedOut => "From opted-out phones (not answered)",
+            Outcome::BadRequest => "Errors: malformed requests",
+            Outcome::BadSignature => "Errors: bad signatures",
+            Outcome::StorageError => "Errors: storage",
         }
     }
 }
@@ -94,11 +142,11 @@ impl Rejected {
         }
     }
 
-    fn as_str(&self) -> &'static str {
+    fn outcome(&self) -> Outcome {
         match self {
-            Rejected::BadRequest(_) => "bad-request",
-            Rejected::BadSignature => "bad-signature",
-            Rejected::Storage(_) => "storage-error",
+            Rejected::BadRequest(_) => Outcome::BadRequest,
+            Rejected::BadSignature => Outcome::BadSignature,
+            Rejected::Storage(_) => Outcome::StorageError,
         }
     }
 }
@@ -131,12 +179,13 @@ pub async fn whatsapp_webhook(
     let latency = started.elapsed();
     let latency_us = latency.as_micros();
     let (outcome, asked) = match &result {
-        Ok(handled) => (handled.outcome.as_str(), handled.asked.as_ref()),
-        Err(rejected) => (rejected.as_str(), None),
+        Ok(handled) => (handled.outcome, handled.asked.as_ref()),
+        Err(rejected) => (rejected.outcome(), None),
     };
     app.metrics.observe_webhook(outcome, latency);
     // In memory only; written to the store in the background.
-    app.figures.observe(outcome, result.is_ok(), latency, asked);
+    app.figures
+        .observe(outcome.as_str(), result.is_ok(), latency, asked);
     match result {
         Ok(handled) => {
             tracing::info!(
@@ -155,7 +204,7 @@ pub async fn whatsapp_webhook(
                 }
                 _ => tracing::warn!(
                     phone = %phone,
-                    outcome = rejected.as_str(),
+                    outcome = rejected.outcome().as_str(),
                     latency_us,
                     "webhook rejected: {rejected}"
                 ),

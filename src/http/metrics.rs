@@ -17,27 +17,12 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::connections::{Pending, Tracker};
+use crate::http::connections::{Pending, Tracker};
+use crate::http::webhook::Outcome;
 use crate::limits::Limits;
+use crate::models::ModelMetrics;
 use crate::storage::FailureKind;
 use crate::store::Store;
-
-/// Webhook outcomes that always appear, at zero until they happen.
-pub const OUTCOMES: [&str; 13] = [
-    "answered",
-    "answered-late",
-    "duplicate",
-    "refused-stranger",
-    "silenced-stranger",
-    "limited-messages",
-    "limited-searches",
-    "opted-out",
-    "opted-in",
-    "silenced-opted-out",
-    "bad-signature",
-    "bad-request",
-    "storage-error",
-];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -58,115 +43,17 @@ pub struct Metrics {
     directory_members: Gauge,
     directory_loaded_at: Gauge,
     directory_reloads: Family<ResultLabel, Counter>,
-    /// The optional language and embedding models.
-    pub models: ModelMetrics,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct KindLabel {
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct FailureLabel {
-    kind: &'static str,
-    reason: &'static str,
-}
-
-/// Calls to the chat model (`kind="chat"`) and the embeddings server
-/// (`kind="embeddings"`): how many, how they failed, how long they took,
-/// how often the rules answered instead; and how far the member vectors are.
-#[derive(Debug, Clone)]
-pub struct ModelMetrics {
-    calls: Family<KindLabel, Counter>,
-    failures: Family<FailureLabel, Counter>,
-    latency: Family<KindLabel, Histogram, fn() -> Histogram>,
-    fallbacks: Family<KindLabel, Counter>,
-    vectors_ready: Gauge,
-    profiles_embedded: Counter,
-}
-
-impl ModelMetrics {
-    fn register(registry: &mut Registry) -> ModelMetrics {
-        fn latency_histogram() -> Histogram {
-            // 1 ms to ~16 s.
-            Histogram::new(exponential_buckets(0.001, 2.0, 15))
-        }
-        let metrics = ModelMetrics {
-            calls: Family::default(),
-            failures: Family::default(),
-            latency: Family::new_with_constructor(latency_histogram),
-            fallbacks: Family::default(),
-            vectors_ready: Gauge::default(),
-            profiles_embedded: Counter::default(),
-        };
-        registry.register(
-            "roster_model_calls",
-            "Calls to the chat model or the embeddings server",
-            metrics.calls.clone(),
-        );
-        registry.register(
-            "roster_model_failures",
-            "Model calls that failed, by reason",
-            metrics.failures.clone(),
-        );
-        registry.register(
-            "roster_model_latency_seconds",
-            "Latency of model calls",
-            metrics.latency.clone(),
-        );
-        registry.register(
-            "roster_model_fallbacks",
-            "Messages the rules answered alone because a model failed or its breaker was open",
-            metrics.fallbacks.clone(),
-        );
-        registry.register(
-            "roster_embeddings_members",
-            "Members whose profile vector is ready for semantic search",
-            metrics.vectors_ready.clone(),
-        );
-        registry.register(
-            "roster_embeddings_profiles_embedded",
-            "Member profiles sent to the embeddings server (cached ones are not)",
-            metrics.profiles_embedded.clone(),
-        );
-        metrics
-    }
-
-    /// One call of `kind` and how long it took.
-    pub fn call(&self, kind: &'static str, latency: Duration) {
-        self.calls.get_or_create(&KindLabel { kind }).inc();
-        self.latency
-            .get_or_create(&KindLabel { kind })
-            .observe(latency.as_secs_f64());
-    }
-
-    pub fn failure(&self, kind: &'static str, reason: &'static str) {
-        self.failures
-            .get_or_create(&FailureLabel { kind, reason })
-            .inc();
-    }
-
-    pub fn fallback(&self, kind: &'static str) {
-        self.fallbacks.get_or_create(&KindLabel { kind }).inc();
-    }
-
-    pub fn vectors_ready(&self, members: usize) {
-        self.vectors_ready
-            .set(i64::try_from(members).unwrap_or(i64::MAX));
-    }
-
-    pub fn profiles_embedded(&self, count: usize) {
-        self.profiles_embedded.inc_by(count as u64);
-    }
 }
 
 impl Metrics {
-    pub fn new(sessions: Arc<Store>) -> Metrics {
+    pub(crate) fn new(sessions: Arc<Store>, models: &ModelMetrics) -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<OutcomeLabel, Counter>::default();
-        for outcome in OUTCOMES {
-            drop(requests.get_or_create(&OutcomeLabel { outcome }));
+        // Every outcome appears, at zero until it happens.
+        for outcome in Outcome::ALL {
+            drop(requests.get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            }));
         }
         registry.register(
             "roster_webhook_requests",
@@ -207,9 +94,8 @@ impl Metrics {
             directory_reloads.clone(),
         );
         registry.register_collector(Box::new(StoreCollector { sessions }));
-        let models = ModelMetrics::register(&mut registry);
+        models.register(&mut registry);
         Metrics {
-            models,
             registry,
             requests,
             latency,
@@ -236,8 +122,12 @@ impl Metrics {
     }
 
     /// Counts one webhook request and its latency.
-    pub fn observe_webhook(&self, outcome: &'static str, latency: Duration) {
-        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+    pub(crate) fn observe_webhook(&self, outcome: Outcome, latency: Duration) {
+        self.requests
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
+            .inc();
         self.latency.observe(latency.as_secs_f64());
     }
 

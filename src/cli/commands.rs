@@ -13,13 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 
 use crate::backup;
-use crate::client::{AdminClient, ClientError};
+use crate::cli::client::{AdminClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::directory::{Directory, RowUnit};
+use crate::http::views::{LimitsOf, PhoneLimits, SessionDetail, SessionList, SessionRow, Stats};
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
 use crate::storage::{self, StorageError};
@@ -85,7 +87,7 @@ impl Target {
         }
     }
 
-    fn print(&self, value: &Value, human: impl FnOnce(&Value) -> String) {
+    fn print<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
             println!(
                 "{}",
@@ -106,40 +108,36 @@ impl Target {
 
 /// `roster sessions list`.
 pub async fn sessions_list(target: &Target, limit: usize) -> anyhow::Result<ExitCode> {
-    let value = match target.connect().await? {
+    let list: SessionList = match target.connect().await? {
         Source::Server(admin) => admin.get(&format!("/admin/sessions?limit={limit}")).await?,
-        Source::Local(local) => {
-            let sessions = local.sessions.list(None, limit)?;
-            json!({
-                "sessions": sessions.iter().map(|s| json!({
-                    "phoneNumber": s.phone.e164(),
-                    "memberName": s.member_name,
-                    "lastActivity": s.last_activity_ms,
-                    "messageCount": s.message_count,
-                })).collect::<Vec<_>>(),
-                "nextCursor": Value::Null,
-            })
-        }
+        Source::Local(local) => SessionList {
+            sessions: local
+                .sessions
+                .list(None, limit)?
+                .iter()
+                .map(SessionRow::from)
+                .collect(),
+            next_cursor: None,
+        },
     };
-    target.print(&value, |v| {
-        let rows = v["sessions"].as_array().cloned().unwrap_or_default();
-        if rows.is_empty() {
+    target.print(&list, |list| {
+        if list.sessions.is_empty() {
             return "no live sessions\n".to_owned();
         }
         let mut out = format!(
             "{:<16} {:<28} {:<22} {:>8}\n",
             "PHONE", "MEMBER", "LAST ACTIVITY", "MESSAGES"
         );
-        for row in rows {
+        for row in &list.sessions {
             out.push_str(&format!(
                 "{:<16} {:<28} {:<22} {:>8}\n",
-                row["phoneNumber"].as_str().unwrap_or("-"),
-                row["memberName"].as_str().unwrap_or("-"),
-                time(row["lastActivity"].as_u64()),
-                row["messageCount"].as_u64().unwrap_or(0)
+                row.phone_number,
+                row.member_name,
+                time(Some(row.last_activity)),
+                row.message_count
             ));
         }
-        if let Some(cursor) = v["nextCursor"].as_str() {
+        if let Some(cursor) = &list.next_cursor {
             out.push_str(&format!("(more after {cursor})\n"));
         }
         out
@@ -150,7 +148,7 @@ pub async fn sessions_list(target: &Target, limit: usize) -> anyhow::Result<Exit
 /// `roster sessions show PHONE`.
 pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitCode> {
     let phone = target.parse_phone(phone)?;
-    let value = match target.connect().await? {
+    let detail: Option<SessionDetail> = match target.connect().await? {
         Source::Server(admin) => match admin
             .get(&format!("/admin/sessions/{}", phone.e164()))
             .await
@@ -160,102 +158,79 @@ pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitC
         },
         Source::Local(local) => {
             let state = local.sessions.phone_state(&phone).await?;
-            let opted_out_at = state.opted_out_at_ms;
-            let view = match state.session {
-                Some(session) => {
-                    let mut view = serde_json::to_value(session.view(local.clock.now_ms()))?;
-                    view["stats"]["limits"] = json!(local.limits.view(&state.limits));
-                    Some(view)
-                }
-                None if opted_out_at.is_some() => Some(json!({ "phoneNumber": phone.e164() })),
-                None => None,
-            };
-            view.map(|mut view| {
-                view["optedOut"] = json!(opted_out_at.is_some());
-                view["optedOutAt"] = json!(opted_out_at);
-                view
-            })
+            SessionDetail::new(
+                &phone,
+                state.session.as_ref(),
+                local.limits.view(&state.limits),
+                state.opted_out_at_ms,
+                local.clock.now_ms(),
+            )
         }
     };
-    let Some(value) = value else {
+    let Some(detail) = detail else {
         eprintln!("no live session for {}", phone.e164());
         return Ok(ExitCode::from(1));
     };
-    target.print(&value, describe_session);
+    target.print(&detail, describe_session);
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe_session(v: &Value) -> String {
-    let opt_out = match v["optedOutAt"].as_u64() {
+fn describe_session(v: &SessionDetail) -> String {
+    let opt_out = match v.opted_out_at {
         Some(at) => format!(
             "opted out: yes, since {} (nothing is sent to it until it sends START)\n",
             time(Some(at))
         ),
         None => "opted out: no\n".to_owned(),
     };
-    if v["userId"].is_null() {
-        return format!(
-            "{}: no live session\n{opt_out}",
-            v["phoneNumber"].as_str().unwrap_or("-")
-        );
-    }
-    let stats = &v["stats"];
+    let Some(session) = &v.session else {
+        return format!("{}: no live session\n{opt_out}", v.phone_number);
+    };
+    let stats = &session.stats;
     let mut out = format!(
         "{} ({}, {}) {}\n",
-        v["memberName"].as_str().unwrap_or("-"),
-        v["userId"].as_str().unwrap_or("-"),
-        v["role"].as_str().unwrap_or("-"),
-        v["phoneNumber"].as_str().unwrap_or("-"),
+        session.member_name,
+        session.user_id,
+        session.role.as_str(),
+        v.phone_number,
     );
     out.push_str(&format!(
         "created {}, last activity {}, expires in {}\n",
-        time(v["createdAt"].as_u64()),
-        time(v["lastActivity"].as_u64()),
-        humantime::format_duration(Duration::from_secs(
-            stats["ttlRemainingSecs"].as_u64().unwrap_or(0)
-        ))
+        time(Some(session.created_at)),
+        time(Some(session.last_activity)),
+        humantime::format_duration(Duration::from_secs(stats.session.ttl_remaining_secs))
     ));
     out.push_str(&format!(
         "messages {}, searches {}\n",
-        v["messageCount"].as_u64().unwrap_or(0),
-        v["searchCount"].as_u64().unwrap_or(0)
+        session.message_count, session.search_count
     ));
     out.push_str(&opt_out);
-    if stats["limits"].is_object() {
-        out.push_str(&describe_limits(&stats["limits"]));
-    }
-    let history = v["conversationHistory"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    out.push_str(&describe_limits(&stats.limits));
+    let history = &session.conversation_history;
     out.push_str(&format!("history ({}):\n", history.len()));
     for (n, entry) in history.iter().enumerate() {
         out.push_str(&format!(
             "  {:>2}. {}  {:<8} {:?} → {} results\n",
             n + 1,
-            time(entry["timestamp"].as_u64()),
-            entry["intent"].as_str().unwrap_or("-"),
-            entry["query"].as_str().unwrap_or(""),
-            entry["resultCount"].as_u64().unwrap_or(0)
+            time(Some(entry.timestamp)),
+            entry.intent.as_str(),
+            entry.query,
+            entry.result_count
         ));
     }
     out
 }
 
-fn describe_limits(limits: &Value) -> String {
-    ["messages", "searches"]
+fn describe_limits(limits: &PhoneLimits) -> String {
+    limits
+        .named()
         .iter()
-        .map(|kind| {
-            let l = &limits[kind];
-            let mut line = format!(
-                "{kind}: {} of {} left",
-                l["remaining"].as_u64().unwrap_or(0),
-                l["limit"].as_u64().unwrap_or(0)
-            );
-            match (l["nextInSecs"].as_u64(), l["fullInSecs"].as_u64()) {
-                (Some(next), _) if next > 0 => line.push_str(&format!(", next in {next} s")),
-                (_, Some(full)) if full > 0 => line.push_str(&format!(", full in {full} s")),
-                _ => {}
+        .map(|(kind, l)| {
+            let mut line = format!("{kind}: {} of {} left", l.remaining, l.limit);
+            if l.next_in_secs > 0 {
+                line.push_str(&format!(", next in {} s", l.next_in_secs));
+            } else if l.full_in_secs > 0 {
+                line.push_str(&format!(", full in {} s", l.full_in_secs));
             }
             line + "\n"
         })
@@ -292,7 +267,7 @@ pub async fn sessions_delete(target: &Target, phone: &str) -> anyhow::Result<Exi
 /// `roster limits show PHONE`.
 pub async fn limits_show(target: &Target, phone: &str) -> anyhow::Result<ExitCode> {
     let phone = target.parse_phone(phone)?;
-    let value = match target.connect().await? {
+    let limits: LimitsOf = match target.connect().await? {
         Source::Server(admin) => {
             admin
                 .get(&format!("/admin/limits/{}", phone.e164()))
@@ -300,42 +275,45 @@ pub async fn limits_show(target: &Target, phone: &str) -> anyhow::Result<ExitCod
         }
         Source::Local(local) => {
             let state = local.sessions.limit_state(&phone).await?;
-            json!({ "phoneNumber": phone.e164(), "limits": local.limits.view(&state) })
+            LimitsOf {
+                phone_number: phone.e164(),
+                limits: local.limits.view(&state).into(),
+            }
         }
     };
-    target.print(&value, |v| {
-        format!(
-            "{}\n{}",
-            v["phoneNumber"].as_str().unwrap_or("-"),
-            describe_limits(&v["limits"])
-        )
+    target.print(&limits, |v| {
+        format!("{}\n{}", v.phone_number, describe_limits(&v.limits))
     });
     Ok(ExitCode::SUCCESS)
 }
 
 /// `roster stats`.
 pub async fn stats(target: &Target) -> anyhow::Result<ExitCode> {
-    let value = match target.connect().await? {
+    let stats: Stats = match target.connect().await? {
         Source::Server(admin) => admin.get("/admin/stats").await?,
-        Source::Local(local) => json!({
-            "sessions": local.sessions.stats(),
-        }),
+        Source::Local(local) => Stats {
+            sessions: local.sessions.stats(),
+            members: None,
+            strangers_remembered: None,
+            connections: None,
+            shed_requests: None,
+        },
     };
-    target.print(&value, |v| {
-        let s = &v["sessions"];
+    target.print(&stats, |v| {
+        let s = &v.sessions;
         let mut out = String::new();
-        if let Some(members) = v["members"].as_u64() {
+        if let Some(members) = v.members {
             out.push_str(&format!("members:              {members}\n"));
         }
         out.push_str(&format!(
             "sessions stored:      {}\ncache entries:        {}\ncache hit rate:       {:.1}%\nsweeps:               {}\nswept sessions:       {}\nswept replies:        {}\ndurable flushes:      {}\n",
-            s["storedSessions"].as_u64().unwrap_or(0),
-            s["cacheEntries"].as_u64().unwrap_or(0),
-            s["cacheHitRate"].as_f64().unwrap_or(0.0) * 100.0,
-            s["sweeps"].as_u64().unwrap_or(0),
-            s["sweptSessions"].as_u64().unwrap_or(0),
-            s["sweptMessages"].as_u64().unwrap_or(0),
-            s["flushes"].as_u64().unwrap_or(0),
+            s.stored_sessions,
+            s.cache_entries,
+            s.cache_hit_rate * 100.0,
+            s.sweeps,
+            s.swept_sessions,
+            s.swept_messages,
+            s.flushes,
         ));
         out
     });

@@ -1,4 +1,4 @@
-//! Building the application and running it: state, router, middleware,
+//! Building the application and running it: the router, middleware,
 //! background tasks and graceful shutdown.
 //!
 //! [`App::build`] turns a [`Config`] into everything that lives across
@@ -21,22 +21,22 @@ use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::admin;
-use crate::assistant::{Assistant, Synonyms};
+use super::admin;
+use super::state::{AppState, load_assistant, log_rejections};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::connections::{self, Pending, Tracker};
-use crate::dashboard::{self, Dashboard, Figures};
-use crate::directory::{Directory, LoadError};
+use crate::directory::LoadError;
+use crate::http::connections::{self, Pending, Tracker};
+use crate::http::dashboard::{self, Dashboard, Figures};
+use crate::http::metrics::Metrics;
+use crate::http::webhook;
 use crate::limits::Limits;
-use crate::metrics::Metrics;
-use crate::models::Models;
+use crate::models::{ModelMetrics, Models};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::storage::{self, StorageError};
 use crate::store::{Store, StoreError};
 use crate::twilio::SignatureVerifier;
 use crate::twilio::outbox::Outbox;
-use crate::webhook;
 
 /// How the process was started, beyond the configuration.
 #[derive(Debug, Clone)]
@@ -74,76 +74,6 @@ pub enum StartError {
     Bind { addr: SocketAddr, reason: String },
 }
 
-/// State shared by every request; cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    /// `None` in `--dev` mode: signatures are not checked.
-    pub verifier: Option<SignatureVerifier>,
-    /// Swapped whole on a directory reload; requests in flight keep theirs.
-    assistant: Arc<ArcSwap<Assistant>>,
-    pub limits: Arc<Limits>,
-    pub sessions: Arc<Store>,
-    pub metrics: Arc<Metrics>,
-    /// The optional chat and embedding models (`[llm]`, `[embeddings]`).
-    pub models: Arc<Models>,
-    /// Late replies through the Messages API; `None` without
-    /// `twilio.account_sid`.
-    pub outbox: Option<Arc<Outbox>>,
-    pub clock: SharedClock,
-    /// Open connections and their cap.
-    pub connections: Arc<Tracker>,
-    /// Requests in flight, for overload shedding.
-    pub pending: Arc<Pending>,
-    /// The dashboard's figures, counted by the webhook.
-    pub figures: Arc<Figures>,
-    /// The dashboard's sign-ins and pending uploads.
-    pub dashboard: Arc<Dashboard>,
-}
-
-impl AppState {
-    /// The assistant with the directory currently loaded.
-    pub fn assistant(&self) -> Arc<Assistant> {
-        self.assistant.load_full()
-    }
-
-    /// Loads the directory file again off to the side and swaps it in; on
-    /// any error the directory in use stays and the error says why.
-    pub async fn reload_directory(&self) -> Result<Arc<Assistant>, LoadError> {
-        let config = Arc::clone(&self.config);
-        let loaded = tokio::task::spawn_blocking(move || load_assistant(&config))
-            .await
-            .unwrap_or_else(|e| {
-                Err(LoadError::Unreadable {
-                    path: self.config.directory.members_csv.display().to_string(),
-                    reason: format!("the loading task failed: {e}"),
-                })
-            });
-        self.metrics.directory_reload(loaded.is_ok());
-        match loaded {
-            Ok(assistant) => {
-                let assistant = Arc::new(assistant);
-                self.assistant.store(Arc::clone(&assistant));
-                self.models.index_directory(Arc::clone(&assistant));
-                let directory = assistant.directory();
-                self.metrics
-                    .directory_loaded(directory.len(), self.clock.now_ms() / 1000);
-                tracing::info!(
-                    members = directory.len(),
-                    rejected_rows = directory.rejected().len(),
-                    "directory reloaded"
-                );
-                log_rejections(directory);
-                Ok(assistant)
-            }
-            Err(e) => {
-                tracing::error!("directory reload failed, keeping the directory in use: {e}");
-                Err(e)
-            }
-        }
-    }
-}
-
 /// A built application, ready to serve.
 pub struct App {
     state: AppState,
@@ -173,7 +103,8 @@ impl App {
             options.clock.clone(),
         )?;
         let dashboard = Dashboard::new(&config, options.clock.clone());
-        let metrics = Metrics::new(Arc::clone(&sessions));
+        let model_metrics = ModelMetrics::new();
+        let metrics = Metrics::new(Arc::clone(&sessions), &model_metrics);
         metrics.directory_loaded(assistant.directory().len(), options.clock.now_ms() / 1000);
         let connections = Arc::new(Tracker::for_config(&config.server));
         let pending = Arc::new(Pending::new(config.server.max_pending));
@@ -187,12 +118,7 @@ impl App {
             Some(_) => Some(storage::VectorCache::open(&db)?),
             None => None,
         };
-        let models = Models::new(
-            &config,
-            vector_cache,
-            Arc::clone(&metrics),
-            options.clock.clone(),
-        );
+        let models = Models::new(&config, vector_cache, model_metrics, options.clock.clone());
         let outbox = match config.twilio.account_sid() {
             Some(_) => Outbox::new(
                 storage::OutboxTree::open(&db)?,
@@ -342,36 +268,6 @@ impl App {
         }
         closed.map_err(Into::into)
     }
-}
-
-/// One warning per directory row that was not loaded, with its line.
-fn log_rejections(directory: &Directory) {
-    for rejection in directory.rejected() {
-        tracing::warn!(
-            line = rejection.line,
-            "directory row rejected: {}",
-            rejection.reason
-        );
-    }
-}
-
-/// Loads the directory (and what the assistant draws from it) named by
-/// `config`: at start-up and on every directory reload.
-pub fn load_assistant(config: &Config) -> Result<Assistant, LoadError> {
-    let directory = Arc::new(Directory::load_sheet(
-        &config.directory.members_csv,
-        config.directory.sheet(),
-        config.directory.default_region,
-    )?);
-    // A missing synonyms file means the built-in vocabulary only; a
-    // malformed one stops the load with its path and line.
-    let synonyms = Synonyms::load(&config.directory.synonyms_csv)
-        .map_err(|e| LoadError::Synonyms(format!("{e} (directory.synonyms_csv)")))?;
-    Ok(Assistant::with_synonyms(
-        directory,
-        &config.directory.org_name,
-        &synonyms,
-    ))
 }
 
 /// `roster serve`: builds the app, binds, and serves until SIGINT/SIGTERM.

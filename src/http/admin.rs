@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
+use crate::http::AppState;
+use crate::http::views::{ErrorBody, LimitsOf, SessionDetail, SessionList, SessionRow, Stats};
 use crate::phone::PhoneNumber;
-use crate::server::AppState;
 use crate::store::StoreError;
 
 /// The `/admin` routes, guarded by `token`.
@@ -64,7 +65,10 @@ pub fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
-        Json(json!({ "error": "a valid admin token is required (Authorization: Bearer <admin.token>)" })),
+        Json(ErrorBody {
+            error: "a valid admin token is required (Authorization: Bearer <admin.token>)"
+                .to_owned(),
+        }),
     )
         .into_response()
 }
@@ -95,7 +99,7 @@ impl IntoResponse for AdminError {
                 (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
             }
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        (status, Json(ErrorBody { error: message })).into_response()
     }
 }
 
@@ -104,45 +108,37 @@ fn parse_phone(app: &AppState, text: &str) -> Result<PhoneNumber, AdminError> {
         .map_err(|e| AdminError::BadPhone(e.to_string()))
 }
 
-/// The live session with its limits and opt-out (`optedOut`, `optedOutAt`
-/// in ms); for a phone that opted out but has no session, only
-/// `phoneNumber` and the opt-out.
+/// The live session with its limits and opt-out ([`SessionDetail`]).
 async fn show_session(
     State(app): State<AppState>,
     Path(phone): Path<String>,
-) -> Result<Response, AdminError> {
+) -> Result<Json<SessionDetail>, AdminError> {
     let phone = parse_phone(&app, &phone)?;
     let state = app.sessions.phone_state(&phone).await?;
-    let opted_out_at = state.opted_out_at_ms;
-    let mut view = match state.session {
-        Some(session) => {
-            let mut view =
-                serde_json::to_value(session.view(app.clock.now_ms())).unwrap_or_default();
-            view["stats"]["limits"] = json!(app.limits.view(&state.limits));
-            view
-        }
-        // A phone that opted out is worth showing without a session too
-        // (strangers opt out, and an opt-out outlives the session).
-        None if opted_out_at.is_some() => json!({ "phoneNumber": phone.e164() }),
-        None => return Err(AdminError::NotFound),
-    };
-    view["optedOut"] = json!(opted_out_at.is_some());
-    view["optedOutAt"] = json!(opted_out_at);
-    Ok(Json(view).into_response())
+    // A phone that opted out is worth showing without a session too
+    // (strangers opt out, and an opt-out outlives the session).
+    SessionDetail::new(
+        &phone,
+        state.session.as_ref(),
+        app.limits.view(&state.limits),
+        state.opted_out_at_ms,
+        app.clock.now_ms(),
+    )
+    .map(Json)
+    .ok_or(AdminError::NotFound)
 }
 
 /// What a phone has left, without spending anything; works for any phone.
 async fn show_limits(
     State(app): State<AppState>,
     Path(phone): Path<String>,
-) -> Result<Response, AdminError> {
+) -> Result<Json<LimitsOf>, AdminError> {
     let phone = parse_phone(&app, &phone)?;
     let state = app.sessions.limit_state(&phone).await?;
-    Ok(Json(json!({
-        "phoneNumber": phone.e164(),
-        "limits": app.limits.view(&state),
+    Ok(Json(LimitsOf {
+        phone_number: phone.e164(),
+        limits: app.limits.view(&state).into(),
     }))
-    .into_response())
 }
 
 async fn delete_session(
@@ -177,30 +173,22 @@ async fn list_sessions(
     let next_cursor = (sessions.len() == limit)
         .then(|| sessions.last().map(|s| s.phone.e164()))
         .flatten();
-    let items: Vec<_> = sessions
-        .iter()
-        .map(|s| {
-            json!({
-                "phoneNumber": s.phone.e164(),
-                "memberName": s.member_name,
-                "lastActivity": s.last_activity_ms,
-                "messageCount": s.message_count,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "sessions": items, "nextCursor": next_cursor })).into_response())
+    Ok(Json(SessionList {
+        sessions: sessions.iter().map(SessionRow::from).collect(),
+        next_cursor,
+    })
+    .into_response())
 }
 
-async fn stats(State(app): State<AppState>) -> Response {
+async fn stats(State(app): State<AppState>) -> Json<Stats> {
     let assistant = app.assistant();
-    Json(json!({
-        "sessions": app.sessions.stats(),
-        "members": assistant.directory().len(),
-        "strangersRemembered": app.limits.strangers.len(),
-        "connections": app.connections.stats(),
-        "shedRequests": app.pending.shed(),
-    }))
-    .into_response()
+    Json(Stats {
+        sessions: app.sessions.stats(),
+        members: Some(assistant.directory().len()),
+        strangers_remembered: Some(app.limits.strangers.len()),
+        connections: Some(app.connections.stats()),
+        shed_requests: Some(app.pending.shed()),
+    })
 }
 
 /// Reloads the directory file; the old one stays when the new one fails.
@@ -216,9 +204,9 @@ async fn reload_directory(State(app): State<AppState>) -> Response {
         }
         Err(e) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({
-                "error": format!("{e}; the directory in use was kept"),
-            })),
+            Json(ErrorBody {
+                error: format!("{e}; the directory in use was kept"),
+            }),
         )
             .into_response(),
     }

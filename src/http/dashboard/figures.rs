@@ -18,10 +18,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::assistant::{Entities, Intent};
 use crate::clock::SharedClock;
 use crate::config::DashboardConfig;
-use crate::session::Entry;
+use crate::conversation::{Entities, Entry, Intent};
 use crate::shutdown::Shutdown;
 use crate::storage::{HourTree, StorageError};
 use crate::store::codec;
