@@ -327,7 +327,7 @@ fn run_one(
 
 /// Sessions that fall due halfway through the run, for the sweep test.
 async fn preload_due_sessions(config: &Config, count: usize, run_seconds: u64) {
-    let db = roster::storage::open(&config.storage).expect("open");
+    let db = roster::store::open(&config.storage).expect("open");
     let store = roster::store::Store::open(&db, config, Arc::new(SystemClock)).expect("store");
     let directory =
         roster::directory::Directory::from_csv(&synthetic::synthetic_csv(1, 1), Default::default())

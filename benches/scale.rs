@@ -49,7 +49,7 @@ fn disk_mb(path: &std::path::Path) -> f64 {
 }
 
 fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<Store> {
-    let db = roster::storage::open(&config.storage).unwrap();
+    let db = roster::store::open(&config.storage).unwrap();
     Arc::new(Store::open(&db, config, clock.clone()).unwrap())
 }
 

@@ -28,7 +28,7 @@ fn setup(runtime: &tokio::runtime::Runtime, durability: Durability) -> Bench {
     let mut config = Config::default();
     config.storage.data_dir = dir.path().join("state");
     config.storage.durability = durability;
-    let db = roster::storage::open(&config.storage).unwrap();
+    let db = roster::store::open(&config.storage).unwrap();
     let store = Arc::new(Store::open(&db, &config, Arc::new(SystemClock)).unwrap());
     let (trigger, shutdown) = ShutdownTrigger::new();
     runtime.spawn(Arc::clone(&store).run(

@@ -40,7 +40,7 @@
 //! per-minute expiry index the sweeper scans; see [`store`] for the layout
 //! and why it writes single keys in a crash-safe order rather than batches.
 //! The dashboard's hourly figures, embedding vectors and the outbox of late
-//! replies have trees of their own ([`storage`]). Every stored value starts
+//! replies have trees of their own (`store::trees`). Every stored value starts
 //! with a format-version byte ([`store::codec`]); data dirs from before
 //! records are moved into them once, at open. The store owns its background
 //! tasks (the group-commit flusher, the sweeper and the storage watcher),
@@ -48,7 +48,7 @@
 //! write or flush, or a data dir deleted or replaced while serving, puts
 //! storage out of service: writes get 503 at once, and once the disk takes
 //! writes again the process exits for its supervisor to restart it
-//! ([`storage`]).
+//! ([`store::health`]).
 //!
 //! # Modules
 //!
@@ -65,16 +65,13 @@
 //! | [`conversation`] | what is stored about a conversation: [`conversation::Session`], [`conversation::Entry`], [`conversation::Intent`], [`conversation::Entities`], their stored version |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
 //! | [`models`] | optional chat and embedding models over an OpenAI-compatible API, and their counters |
-//! | [`store`] | the phone records in sled: turns, cache, group commit, sweeper, migration, `check-data` |
+//! | [`store`] | **the only code that names sled**: the phone records, turns, cache, group commit, sweeper, migration of older data dirs, export/import, `check-data`, opening the data dir and watching its health, and the trees kept for the dashboard, the vectors and the outbox |
 //! | [`limits`] | rate limits on governor's GCRA; their state lives in the phone record |
-//! | [`storage`] | opening the sled database with operator-facing errors; whether the data dir can still be written |
-//! | `backup` | export and import as JSON lines |
 //! | [`cli`] | the CLI's side: the chat simulator, operator commands, the admin client |
 //! | [`clock`] | injected time |
 //! | [`shutdown`] | the stop signal shared by the server and its tasks |
 
 pub mod assistant;
-pub(crate) mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -85,7 +82,6 @@ pub mod limits;
 pub mod models;
 pub mod phone;
 pub mod shutdown;
-pub mod storage;
 pub mod store;
 pub mod twilio;
 

@@ -274,7 +274,7 @@ async fn the_overview_counts_what_the_webhook_saw_and_survives_a_restart() {
     let dir = app.stop().await;
 
     // No phone number anywhere in what was stored.
-    let db = roster::storage::open(&dashboard_config(dir.path(), |_| {}).storage).unwrap();
+    let db = roster::store::open(&dashboard_config(dir.path(), |_| {}).storage).unwrap();
     let tree = db.open_tree("aggregates").unwrap();
     let mut stored = Vec::new();
     for item in tree.iter() {

@@ -71,7 +71,7 @@ async fn a_reply_remembered_without_its_phone_answers_no_one() {
     let now = 1_700_000_000_000u64;
     let clock = ManualClock::new(now);
     {
-        let db = roster::storage::open(&config.storage).unwrap();
+        let db = roster::store::open(&config.storage).unwrap();
         let tree = db.open_tree("sessions").unwrap();
         let reply = SeenReply {
             twiml: "<Response>someone else's</Response>".to_owned(),
@@ -81,7 +81,7 @@ async fn a_reply_remembered_without_its_phone_answers_no_one() {
             .unwrap();
         db.flush().unwrap();
     }
-    let db = roster::storage::open(&config.storage).unwrap();
+    let db = roster::store::open(&config.storage).unwrap();
     let store = Store::open(&db, &config, clock).unwrap();
     for phone in [ASHA, MEMBER, STRANGER] {
         let phone = PhoneNumber::parse(phone, Region::default()).unwrap();

@@ -19,7 +19,7 @@ fn open_db(path: &std::path::Path) -> sled::Db {
         data_dir: path.to_owned(),
         ..Default::default()
     };
-    roster::storage::open(&config).expect("the data dir opens")
+    roster::store::open(&config).expect("the data dir opens")
 }
 
 /// A store and the limits, checked as the webhook checks them: in the

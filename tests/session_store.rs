@@ -61,7 +61,7 @@ impl Harness {
 }
 
 fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<Store> {
-    let db = roster::storage::open(&config.storage).unwrap();
+    let db = roster::store::open(&config.storage).unwrap();
     Arc::new(Store::open(&db, config, clock.clone()).unwrap())
 }
 
@@ -532,7 +532,7 @@ async fn replies_kept_in_the_old_layout_are_moved_on_open() {
     let member = &directory.members()[0];
     let dedupe_ms = config.session.dedupe_ttl.as_millis() as u64;
     {
-        let db = roster::storage::open(&config.storage).unwrap();
+        let db = roster::store::open(&config.storage).unwrap();
         let tree = db.open_tree("sessions").unwrap();
         // The session of the phone SMlive answered, with the exchange of
         // that moment: what vouches for a reply that names no phone.
@@ -572,7 +572,7 @@ async fn replies_kept_in_the_old_layout_are_moved_on_open() {
     }
     store.close().await.unwrap();
     drop(store);
-    let db = roster::storage::open(&config.storage).unwrap();
+    let db = roster::store::open(&config.storage).unwrap();
     let names: Vec<_> = db.tree_names();
     assert!(
         !names.iter().any(|n| n.as_ref() == b"sessions"),
@@ -650,7 +650,7 @@ async fn a_session_the_sweeper_cannot_read_is_kept_and_does_not_stop_the_sweep()
     let clock = ManualClock::new(1_700_000_000_000);
     let directory = members();
     let (unreadable, readable) = (&directory.members()[0], &directory.members()[1]);
-    let db = roster::storage::open(&config.storage).unwrap();
+    let db = roster::store::open(&config.storage).unwrap();
     let store = Store::open(&db, &config, clock.clone()).unwrap();
     // The unreadable one falls due first, so the sweep meets it first.
     store.get_or_create(unreadable).await.unwrap();
@@ -708,7 +708,7 @@ async fn an_unknown_format_version_is_an_error_that_names_it() {
     let directory = members();
     let member = &directory.members()[0];
     {
-        let db = roster::storage::open(&config.storage).unwrap();
+        let db = roster::store::open(&config.storage).unwrap();
         let tree = db.open_tree("phones").unwrap();
         let mut key = b"p".to_vec();
         key.extend_from_slice(member.phone.e164().as_bytes());

@@ -16,7 +16,6 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::backup;
 use crate::cli::client::{AdminClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -24,8 +23,9 @@ use crate::directory::{Directory, RowUnit};
 use crate::http::views::{LimitsOf, PhoneLimits, SessionDetail, SessionList, SessionRow, Stats};
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
-use crate::storage::{self, StorageError};
 use crate::store::Store;
+use crate::store::export;
+use crate::store::{self as storage, StorageError};
 
 /// Where a command reads from and how it prints.
 pub struct Target {
@@ -383,7 +383,7 @@ async fn write_export(
                 .with_context(|| format!("cannot write {destination}"))?;
         }
         Source::Local(local) => {
-            let counts = backup::export(&local.sessions, local.clock.now_ms(), sink)?;
+            let counts = export::export(&local.sessions, local.clock.now_ms(), sink)?;
             eprintln!(
                 "exported {} sessions and {} rate-limit entries and {} opt-outs",
                 counts.sessions, counts.limits, counts.opt_outs
@@ -397,7 +397,7 @@ async fn write_export(
 pub async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let records = backup::read(BufReader::new(input))
+    let records = export::read(BufReader::new(input))
         .with_context(|| format!("{} is not a valid export", file.display()))?;
     let local = match LocalState::open(config) {
         Ok(local) => local,
@@ -407,7 +407,7 @@ pub async fn import(config: &Config, file: &Path) -> anyhow::Result<ExitCode> {
         ),
         Err(e) => return Err(e.into()),
     };
-    let counts = backup::restore(records, &local.sessions).await?;
+    let counts = export::restore(records, &local.sessions).await?;
     local.sessions.flush().await?;
     println!(
         "imported {} sessions and {} rate-limit entries and {} opt-outs into {}",
@@ -549,14 +549,14 @@ mod tests {
         assert_eq!(time(Some(0)), "1970-01-01 00:00:00 UTC");
         assert_eq!(time(Some(1_764_056_412_000)), "2025-11-25 07:40:12 UTC");
         assert_eq!(
-            time(Some(backup::MAX_TIMESTAMP_MS)),
+            time(Some(export::MAX_TIMESTAMP_MS)),
             "9999-12-31 23:59:59 UTC"
         );
     }
 
     #[test]
     fn times_no_date_can_show_fall_back_to_milliseconds() {
-        let after_9999 = backup::MAX_TIMESTAMP_MS + 1;
+        let after_9999 = export::MAX_TIMESTAMP_MS + 1;
         assert_eq!(time(Some(after_9999)), format!("@{after_9999} ms"));
         assert_eq!(time(Some(u64::MAX)), format!("@{} ms", u64::MAX));
     }

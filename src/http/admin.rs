@@ -220,7 +220,7 @@ async fn reload_directory(State(app): State<AppState>) -> Response {
 /// clean but truncated one.
 async fn export(State(app): State<AppState>) -> Response {
     let now = app.clock.now_ms();
-    let body = export_body(move |out| crate::backup::export(&app.sessions, now, out));
+    let body = export_body(move |out| crate::store::export::export(&app.sessions, now, out));
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }
 
@@ -229,7 +229,9 @@ async fn export(State(app): State<AppState>) -> Response {
 /// with an error.
 fn export_body<F>(write: F) -> axum::body::Body
 where
-    F: FnOnce(&mut ChannelWriter) -> Result<crate::backup::Counts, crate::backup::BackupError>
+    F: FnOnce(
+            &mut ChannelWriter,
+        ) -> Result<crate::store::export::Counts, crate::store::export::BackupError>
         + Send
         + 'static,
 {
@@ -299,7 +301,7 @@ mod tests {
     use std::io::Write;
 
     use super::*;
-    use crate::backup::{BackupError, Counts};
+    use crate::store::export::{BackupError, Counts};
 
     /// Serves `body` once on 127.0.0.1:0 and returns its URL.
     async fn serve(body: impl Fn() -> axum::body::Body + Clone + Send + Sync + 'static) -> String {

@@ -21,8 +21,8 @@ use crate::http::connections::{Pending, Tracker};
 use crate::http::webhook::Outcome;
 use crate::limits::Limits;
 use crate::models::ModelMetrics;
-use crate::storage::FailureKind;
 use crate::store::Store;
+use crate::store::health::FailureKind;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {

@@ -21,6 +21,7 @@ pub(crate) mod dashboard;
 pub(crate) mod metrics;
 mod server;
 mod state;
+mod storage_faults;
 pub(crate) mod views;
 pub(crate) mod webhook;
 

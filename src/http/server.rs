@@ -33,7 +33,7 @@ use crate::http::webhook;
 use crate::limits::Limits;
 use crate::models::{ModelMetrics, Models};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
-use crate::storage::{self, StorageError};
+use crate::store::{self as storage, StorageError};
 use crate::store::{Store, StoreError};
 use crate::twilio::SignatureVerifier;
 use crate::twilio::outbox::Outbox;
@@ -93,12 +93,15 @@ impl App {
             (None, false) => return Err(StartError::NoAuthToken),
         };
         let assistant = load_assistant(&config)?;
-        let db = storage::open_when_space(&config.storage)?;
-        let sessions = Store::open(&db, &config, options.clock.clone())?;
+        let sessions = Store::open(
+            &storage::open_when_space(&config.storage)?,
+            &config,
+            options.clock.clone(),
+        )?;
         let limits = Limits::new(&config.limits, options.clock.clone());
         let sessions = Arc::new(sessions);
         let figures = Figures::open(
-            storage::HourTree::open(&db)?,
+            sessions.hour_tree()?,
             &config.dashboard,
             options.clock.clone(),
         )?;
@@ -115,13 +118,13 @@ impl App {
             Arc::clone(&limits),
         ));
         let vector_cache = match config.embeddings.base_url() {
-            Some(_) => Some(storage::VectorCache::open(&db)?),
+            Some(_) => Some(sessions.vector_cache()?),
             None => None,
         };
         let models = Models::new(&config, vector_cache, model_metrics, options.clock.clone());
         let outbox = match config.twilio.account_sid() {
             Some(_) => Outbox::new(
-                storage::OutboxTree::open(&db)?,
+                sessions.outbox_tree()?,
                 &config.twilio,
                 options.clock.clone(),
             )

@@ -39,7 +39,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::conversation::Session;
 use crate::directory::{Directory, Member};
-use crate::storage::VectorCache;
+use crate::store::trees::VectorCache;
 use breaker::Breaker;
 use chat::{ChatClient, LastExchange, Prompt};
 use embed::{EmbedClient, Mode};

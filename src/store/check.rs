@@ -7,7 +7,7 @@
 //! holds (sled's lock), copies the data dir into a temporary directory
 //! (under `$TMPDIR`, removed afterwards), moves aside in the copy any
 //! snapshot sled left unfinished (as `roster serve` would, see
-//! [`crate::storage`]), opens the copy, and reads every value of every tree
+//! [`super::dir`]), opens the copy, and reads every value of every tree
 //! with the decoder Roster itself uses: sessions (live or expired), the
 //! expiry index, the session count, rate-limit entries, opt-outs and
 //! remembered replies. The original is only read.
@@ -17,11 +17,11 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::codec::{self, CodecError};
+use super::dir as storage;
 use super::migrate::{PhoneReply, SeenReply};
 use super::record::PhoneRecord;
 use crate::conversation::Session;
 use crate::phone::PhoneNumber;
-use crate::storage;
 
 /// How many unreadable values are described one by one.
 const LISTED: usize = 20;

@@ -12,9 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{Notify, watch};
 
 use super::disk::Disk;
+use super::health::FailureKind;
 use super::{FINAL_FLUSH_LIMIT, StoreError};
 use crate::shutdown::Shutdown;
-use crate::storage::FailureKind;
 
 /// What the flusher has published: the highest ticket a finished flush
 /// covered, and whether flushing has failed for good.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::StoreError;
-use crate::storage::{self, DataDirIdentity, FailureKind, StorageHealth};
+use super::health::{self as storage, DataDirIdentity, FailureKind, StorageHealth};
 
 /// The sled database as the store writes to it.
 pub(crate) struct Disk {
@@ -49,6 +49,10 @@ impl Disk {
             #[cfg(test)]
             fault: Arc::new(Fault::default()),
         }
+    }
+
+    pub(crate) fn db(&self) -> &sled::Db {
+        &self.db
     }
 
     pub(crate) fn health(&self) -> &Arc<StorageHealth> {

@@ -16,7 +16,7 @@
 //! A message that is answered commits with **one** insert, the record, plus
 //! the index key when the record's due minute changes. Data dirs from before
 //! (sessions, replies, limits and opt-outs in trees of their own) are moved
-//! into records once, at open ([`migrate`]).
+//! into records once, at open (`migrate`).
 //!
 //! # Crash safety without batches
 //!
@@ -41,14 +41,14 @@
 //! # Durability
 //!
 //! In strict mode a commit waits until a flush that started after it has
-//! finished ([`commit`]: group commit). In relaxed mode sled flushes every
+//! finished (`commit`: group commit). In relaxed mode sled flushes every
 //! `storage.flush_every_ms`.
 //!
 //! # Storage faults
 //!
-//! Writes and flushes go through [`Disk`], the seam to sled. A failed write
+//! Writes and flushes go through `Disk`, the seam to sled. A failed write
 //! or flush (or a data dir that is no longer the one opened) puts storage
-//! out of service for good ([`crate::storage::StorageHealth`]): the commits
+//! out of service for good ([`self::health::StorageHealth`]): the commits
 //! waiting on that flush get [`StoreError::Unavailable`] at once, as does
 //! every later write, without touching sled. The MessageSids of exchanges
 //! that were written but never confirmed durable are remembered, so that a
@@ -59,11 +59,15 @@
 pub mod check;
 pub mod codec;
 mod commit;
+pub mod dir;
 mod disk;
+pub(crate) mod export;
+pub mod health;
 mod locks;
 mod migrate;
 pub mod record;
 mod sweeper;
+pub(crate) mod trees;
 mod turn;
 
 use std::collections::HashSet;
@@ -76,7 +80,9 @@ use serde::{Deserialize, Serialize};
 
 use self::codec::CodecError;
 use self::commit::GroupCommit;
+pub use self::dir::{StorageError, open, open_when_space};
 use self::disk::Disk;
+use self::health::{DataDirIdentity, FailureKind, StorageHealth};
 pub use self::locks::{PhoneLocks, PhoneTurn};
 use self::record::{Keeping, LimitState, PhoneRecord};
 pub use self::turn::Turn;
@@ -85,7 +91,6 @@ use crate::config::{Config, Durability};
 use crate::conversation::Session;
 use crate::phone::PhoneNumber;
 use crate::shutdown::Shutdown;
-use crate::storage::{DataDirIdentity, FailureKind, StorageHealth};
 
 /// How long the last flush at shutdown (and at close) may take before what
 /// it did not cover is reported unsaved and the process exits anyway.
@@ -527,14 +532,33 @@ impl Store {
         self.disk.health()
     }
 
+    /// The dashboard's hourly figures, in this store's database.
+    pub(crate) fn hour_tree(&self) -> Result<trees::HourTree, StorageError> {
+        trees::HourTree::open(self.tree_db())
+    }
+
+    /// The cache of embedding vectors, in this store's database.
+    pub(crate) fn vector_cache(&self) -> Result<trees::VectorCache, StorageError> {
+        trees::VectorCache::open(self.tree_db())
+    }
+
+    /// The outbox of late replies, in this store's database.
+    pub(crate) fn outbox_tree(&self) -> Result<trees::OutboxTree, StorageError> {
+        trees::OutboxTree::open(self.tree_db())
+    }
+
+    fn tree_db(&self) -> &sled::Db {
+        self.disk.db()
+    }
+
     /// Whether the store can read now (for `/readyz`).
     pub fn readable(&self) -> bool {
         self.tree.get(OPEN).is_ok()
     }
 
-    /// The identity check and space probe for [`crate::storage::watch`].
-    pub fn probe(&self) -> Arc<dyn crate::storage::Probe> {
-        Arc::clone(&self.disk) as Arc<dyn crate::storage::Probe>
+    /// The identity check and space probe for [`self::health::watch`].
+    pub fn probe(&self) -> Arc<dyn self::health::Probe> {
+        Arc::clone(&self.disk) as Arc<dyn self::health::Probe>
     }
 
     /// The injected disk fault of this store.
@@ -899,7 +923,7 @@ impl Store {
         check_every: Duration,
         shutdown: Shutdown,
     ) {
-        let watcher = crate::storage::watch(
+        let watcher = self::health::watch(
             Arc::clone(self.health()),
             self.probe(),
             check_every,

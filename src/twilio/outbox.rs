@@ -21,7 +21,8 @@ use tokio::sync::Notify;
 use crate::clock::{SharedClock, duration_ms};
 use crate::config::TwilioConfig;
 use crate::shutdown::Shutdown;
-use crate::storage::{OutboxTree, StorageError};
+use crate::store::StorageError;
+use crate::store::trees::OutboxTree;
 
 /// How long a reply is retried before it is dropped.
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(10 * 60);

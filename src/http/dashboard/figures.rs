@@ -22,8 +22,9 @@ use crate::clock::SharedClock;
 use crate::config::DashboardConfig;
 use crate::conversation::{Entities, Entry, Intent};
 use crate::shutdown::Shutdown;
-use crate::storage::{HourTree, StorageError};
+use crate::store::StorageError;
 use crate::store::codec;
+use crate::store::trees::HourTree;
 
 /// Format version of a stored hour.
 const HOUR_V1: u8 = 1;
@@ -439,7 +440,13 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn open(dir: &std::path::Path, clock: &std::sync::Arc<ManualClock>, cap: usize) -> Figures {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        // Through the data dir's own open, which waits out the lock a
+        // database closed a moment ago may still hold.
+        let db = crate::store::open(&crate::config::StorageConfig {
+            data_dir: dir.to_owned(),
+            ..Default::default()
+        })
+        .unwrap();
         let config = DashboardConfig {
             max_queries_per_hour: cap,
             ..DashboardConfig::default()
@@ -528,7 +535,11 @@ mod tests {
         let figures = open(dir.path(), &clock, 10);
         assert_eq!(figures.totals(0, u64::MAX).messages, 0);
         drop(figures);
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
+        let db = crate::store::open(&crate::config::StorageConfig {
+            data_dir: dir.path().to_owned(),
+            ..Default::default()
+        })
+        .unwrap();
         assert!(HourTree::open(&db).unwrap().all().unwrap().is_empty());
     }
 

@@ -298,7 +298,7 @@ mod tests {
         let mut config = Config::default();
         config.storage.data_dir = dir.join("state");
         let clock = ManualClock::new(NOW_MS);
-        let db = crate::storage::open(&config.storage).unwrap();
+        let db = crate::store::open(&config.storage).unwrap();
         let sessions = Store::open(&db, &config, clock).unwrap();
         (sessions, ())
     }

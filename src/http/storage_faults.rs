@@ -1,0 +1,283 @@
+//! The storage-fault behaviour through the real router, with the store's
+//! disk failing on demand (the store's `Disk` seam, `Fault` in unit tests
+//! only): the logic the tmpfs tests (`tests/storage_faults.rs`, root only)
+//! check on a really full disk.
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use std::path::Path;
+
+    use crate::clock::ManualClock;
+    use crate::config::Config;
+    use crate::http::{App, Options};
+    use crate::shutdown::ShutdownTrigger;
+    use crate::store::health::FailureKind;
+    use crate::twilio::SignatureVerifier;
+
+    const TOKEN: &str = "unit-auth-token";
+    const ADMIN: &str = "unit-admin-token";
+    const MEMBER: &str = "+919845000007";
+    const ASHA: &str = "+919845000001";
+    const STRANGER: &str = "+919900000099";
+
+    fn config(dir: &Path) -> Config {
+        let mut config = Config::default();
+        config.server.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.twilio.auth_token = TOKEN.to_owned();
+        config.admin.token = ADMIN.to_owned();
+        config.directory.members_csv =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/members.csv");
+        config.storage.data_dir = dir.join("state");
+        config.storage.check_every = Duration::from_millis(20);
+        config
+    }
+
+    struct Running {
+        url: String,
+        app: crate::http::AppState,
+        trigger: ShutdownTrigger,
+        handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+        client: reqwest::Client,
+    }
+
+    async fn start(config: Config) -> Running {
+        let app = App::build(
+            config,
+            Options {
+                dev: false,
+                clock: ManualClock::starting_now(),
+            },
+        )
+        .expect("app builds");
+        let state = app.state().clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (trigger, shutdown) = ShutdownTrigger::new();
+        let handle = tokio::spawn(app.run(listener, shutdown));
+        Running {
+            url,
+            app: state,
+            trigger,
+            handle,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    impl Running {
+        /// Sends `body` from `from` as message `sid`: (status, Retry-After, body, time taken).
+        async fn send(
+            &self,
+            from: &str,
+            body: &str,
+            sid: &str,
+        ) -> (u16, Option<String>, String, Duration) {
+            let url = format!("{}/whatsapp/webhook", self.url);
+            let fields: Vec<(String, String)> = [
+                ("MessageSid", sid.to_owned()),
+                ("From", format!("whatsapp:{from}")),
+                ("To", "whatsapp:+14155238886".to_owned()),
+                ("Body", body.to_owned()),
+                ("NumMedia", "0".to_owned()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            let signature = SignatureVerifier::new(TOKEN).sign(&url, &fields);
+            let form = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&fields)
+                .finish();
+            let started = Instant::now();
+            let response = self
+                .client
+                .post(&url)
+                .header("x-twilio-signature", signature)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let text = response.text().await.unwrap();
+            (status, retry_after, text, started.elapsed())
+        }
+
+        async fn get(&self, path: &str) -> (u16, String) {
+            let response = self
+                .client
+                .get(format!("{}{path}", self.url))
+                .bearer_auth(ADMIN)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+
+        async fn message_count(&self, phone: &str) -> Option<u64> {
+            let (status, body) = self.get(&format!("/admin/sessions/{phone}")).await;
+            if status == 404 {
+                return None;
+            }
+            let session: serde_json::Value = serde_json::from_str(&body).unwrap();
+            session["messageCount"].as_u64()
+        }
+
+        /// Waits for `run` to return by itself (a restart), at most `limit`.
+        async fn ended_within(self, limit: Duration) -> anyhow::Result<()> {
+            let _trigger = self.trigger;
+            tokio::time::timeout(limit, self.handle)
+                .await
+                .expect("the server ended by itself")
+                .expect("server task")
+        }
+
+        async fn stop(self) -> (anyhow::Result<()>, Duration) {
+            let started = Instant::now();
+            self.trigger.fire();
+            let result = self.handle.await.expect("server task");
+            (result, started.elapsed())
+        }
+    }
+
+    fn metric(text: &str, series: &str) -> f64 {
+        text.lines()
+            .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_flush_fails_fast_with_503_serves_what_needs_no_write_then_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(config(dir.path())).await;
+        let (status, _, acknowledged, _) = server.send(MEMBER, "hi", "SMunit-a").await;
+        assert_eq!(status, 200);
+        let (ready, _) = server.get("/readyz").await;
+        assert_eq!(ready, 200);
+
+        // sled takes writes into memory; the flush is what fails.
+        server.app.sessions.fault().fail_flushes();
+        let (status, retry_after, _, took) = server.send(MEMBER, "doctors", "SMunit-b").await;
+        assert_eq!(status, 503, "a failed flush is retryable");
+        assert_eq!(retry_after.as_deref(), Some("5"));
+        assert!(
+            took < Duration::from_secs(1),
+            "fast, not the request timeout: {took:?}"
+        );
+
+        let (ready, body) = server.get("/readyz").await;
+        assert_eq!(ready, 503, "{body}");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(body["storageFailure"]["kind"], "flush", "{body}");
+        assert!(
+            body["storageFailure"]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("flush"),
+            "{body}"
+        );
+
+        // Every later write is refused at once, without touching sled.
+        let (status, _, _, took) = server.send(ASHA, "hi", "SMunit-c").await;
+        assert_eq!(status, 503);
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        // What needs no write goes on: a redelivery of an acknowledged
+        // exchange, a refusal to a stranger.
+        let (status, _, again, _) = server.send(MEMBER, "hi", "SMunit-a").await;
+        assert_eq!((status, again), (200, acknowledged.clone()));
+        let (status, _, refusal, _) = server.send(STRANGER, "hi", "SMunit-d").await;
+        assert_eq!(status, 200);
+        assert!(refusal.contains("registered with"), "{refusal}");
+        // The exchange whose flush failed was never acknowledged: its
+        // redelivery is not answered from memory.
+        let (status, _, _, _) = server.send(MEMBER, "doctors", "SMunit-b").await;
+        assert_eq!(status, 503);
+
+        let (_, metrics) = server.get("/metrics").await;
+        assert_eq!(metric(&metrics, "roster_storage_failed"), 1.0);
+        assert!(metric(&metrics, r#"roster_storage_failures_total{kind="flush"}"#) >= 1.0);
+        assert_eq!(
+            metric(
+                &metrics,
+                r#"roster_storage_failures_total{kind="data-dir"}"#
+            ),
+            0.0
+        );
+        assert!(
+            metric(&metrics, "roster_storage_refused_writes_total") >= 2.0,
+            "{metrics}"
+        );
+
+        // Space again: the watcher's probe succeeds and the server exits
+        // for its supervisor to restart it.
+        server.app.sessions.fault().free();
+        let ended = server.ended_within(Duration::from_secs(10)).await;
+        let error = ended.expect_err("a restart is an error exit");
+        assert!(error.to_string().contains("restart"), "{error:#}");
+
+        // The restart: what was acknowledged is there; the unacknowledged
+        // exchange counts exactly once, whether or not it reached the disk.
+        let server = start(config(dir.path())).await;
+        let before = server
+            .message_count(MEMBER)
+            .await
+            .expect("the session survived");
+        assert!((1..=2).contains(&before), "{before}");
+        let (status, _, _, _) = server.send(MEMBER, "doctors", "SMunit-b").await;
+        assert_eq!(status, 200);
+        assert_eq!(server.message_count(MEMBER).await, Some(2));
+        let (status, _, again, _) = server.send(MEMBER, "hi", "SMunit-a").await;
+        assert_eq!((status, again), (200, acknowledged));
+        assert_eq!(server.message_count(MEMBER).await, Some(2));
+        let (result, _) = server.stop().await;
+        result.expect("a clean stop");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_write_refuses_every_waiter_and_the_stop_says_what_was_not_flushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        config.server.shutdown_timeout = Duration::from_secs(2);
+        // No probe during this test: the failure stays.
+        config.storage.check_every = Duration::from_secs(3600);
+        let server = Arc::new(start(config).await);
+        assert_eq!(server.send(MEMBER, "hi", "SMunit-w0").await.0, 200);
+        server.app.sessions.fault().fill();
+        let senders: Vec<_> = ["+919845000001", "+919845000002", "+919845000003", MEMBER]
+            .into_iter()
+            .enumerate()
+            .map(|(i, phone)| {
+                let server = Arc::clone(&server);
+                tokio::spawn(async move {
+                    server
+                        .send(phone, "hi", &format!("SMunit-w{}", i + 1))
+                        .await
+                })
+            })
+            .collect();
+        for sender in senders {
+            let (status, _, _, took) = sender.await.unwrap();
+            assert_eq!(status, 503);
+            assert!(took < Duration::from_secs(1), "{took:?}");
+        }
+        let health = server.app.sessions.health();
+        assert_eq!(health.failure().map(|f| f.kind), Some(FailureKind::Write));
+        let server = Arc::into_inner(server).expect("senders are done");
+        let (result, took) = server.stop().await;
+        assert!(
+            took < Duration::from_secs(2) + crate::store::FINAL_FLUSH_LIMIT,
+            "{took:?}"
+        );
+        let error = result.expect_err("what could not be flushed is an error");
+        let error = format!("{error:#}");
+        assert!(error.contains("state not flushed"), "{error}");
+        assert!(error.contains("none of them was acknowledged"), "{error}");
+    }
+}

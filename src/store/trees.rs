@@ -1,0 +1,206 @@
+//! The trees the store keeps for other parts of Roster: the dashboard's
+//! figures ([`HourTree`]), the `embeddings` tree ([`VectorCache`]) and the
+//! late-reply outbox ([`OutboxTree`]), reached through these types so that
+//! no sled type leaves the store for them.
+
+use std::path::PathBuf;
+
+use super::dir::StorageError;
+
+/// Member-profile vectors already computed, in the `embeddings` tree: key
+/// = model name, a zero byte, SHA-1 of the text embedded; value = a version
+/// byte and the vector's `f32`s, little-endian. A restart, or a reload that
+/// changed ten members, embeds those ten only.
+#[derive(Clone)]
+pub struct VectorCache {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for VectorCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VectorCache")
+            .field("vectors", &self.tree.len())
+            .finish()
+    }
+}
+
+/// The format of a cached vector.
+const VECTOR_VERSION: u8 = 1;
+
+impl VectorCache {
+    /// Opens (creating) the `embeddings` tree of `db`.
+    pub fn open(db: &sled::Db) -> Result<VectorCache, StorageError> {
+        db.open_tree("embeddings")
+            .map(|tree| VectorCache { tree })
+            .map_err(|e| StorageError::Other {
+                path: PathBuf::from("embeddings"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// The key of `text` embedded by `model`.
+    pub fn key(model: &str, text: &str) -> Vec<u8> {
+        use sha1::Digest;
+        let mut key = Vec::with_capacity(model.len() + 21);
+        key.extend_from_slice(model.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&sha1::Sha1::digest(text.as_bytes()));
+        key
+    }
+
+    /// The cached vector at `key`; `None` if absent, unreadable or of
+    /// another format (it is then embedded again).
+    pub fn get(&self, key: &[u8]) -> Option<Vec<f32>> {
+        let value = self.tree.get(key).ok()??;
+        let (&version, floats) = value.split_first()?;
+        if version != VECTOR_VERSION || floats.len() % 4 != 0 {
+            return None;
+        }
+        Some(
+            floats
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+
+    /// Stores vectors; a failure only means they are embedded again later.
+    pub fn put(&self, key: &[u8], vector: &[f32]) -> Result<(), StorageError> {
+        let mut value = Vec::with_capacity(1 + vector.len() * 4);
+        value.push(VECTOR_VERSION);
+        for x in vector {
+            value.extend_from_slice(&x.to_le_bytes());
+        }
+        self.tree
+            .insert(key, value)
+            .map(drop)
+            .map_err(|e| StorageError::Other {
+                path: PathBuf::from("embeddings"),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Replies waiting to be sent through Twilio's Messages API, in the
+/// `outbox` tree (key: the inbound MessageSid; value: the owner's encoding).
+/// An entry stays until Twilio accepted every part, so a crash or restart
+/// sends it afterwards.
+#[derive(Clone)]
+pub struct OutboxTree {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for OutboxTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboxTree")
+            .field("pending", &self.tree.len())
+            .finish()
+    }
+}
+
+fn outbox_error(e: sled::Error) -> StorageError {
+    StorageError::Other {
+        path: PathBuf::from("outbox"),
+        reason: e.to_string(),
+    }
+}
+
+impl OutboxTree {
+    pub fn open(db: &sled::Db) -> Result<OutboxTree, StorageError> {
+        db.open_tree("outbox")
+            .map(|tree| OutboxTree { tree })
+            .map_err(outbox_error)
+    }
+
+    /// Stores `value` at `key` and flushes it to disk.
+    pub async fn put_durably(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        self.tree.insert(key, value).map_err(outbox_error)?;
+        self.tree.flush_async().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(outbox_error)?
+            .map(|v| v.to_vec()))
+    }
+
+    pub async fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
+        self.tree.remove(key).map_err(outbox_error)?;
+        self.tree.flush_async().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    /// Every entry, oldest key first.
+    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        self.tree
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect()
+    }
+}
+
+/// A tree of values keyed by a number (big-endian, so in order): the
+/// dashboard's hourly figures, one value per hour.
+pub(crate) struct HourTree {
+    tree: sled::Tree,
+}
+
+/// The name of the dashboard's tree.
+const AGGREGATES_TREE: &str = "aggregates";
+
+fn tree_error(e: sled::Error) -> StorageError {
+    StorageError::Other {
+        path: PathBuf::from(AGGREGATES_TREE),
+        reason: e.to_string(),
+    }
+}
+
+impl HourTree {
+    /// Opens (creating if needed) the `aggregates` tree of `db`.
+    pub(crate) fn open(db: &sled::Db) -> Result<HourTree, StorageError> {
+        Ok(HourTree {
+            tree: db.open_tree(AGGREGATES_TREE).map_err(tree_error)?,
+        })
+    }
+
+    /// Every stored value with its key, in key order.
+    pub(crate) fn all(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (key, value) = item.map_err(tree_error)?;
+            let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
+                continue;
+            };
+            out.push((u64::from_be_bytes(key), value.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes the values in one batch.
+    pub(crate) fn put_all(&self, values: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in values {
+            batch.insert(&key.to_be_bytes(), value.as_slice());
+        }
+        self.tree.apply_batch(batch).map_err(tree_error)
+    }
+
+    /// Removes every value whose key is below `key`.
+    pub(crate) fn remove_below(&self, key: u64) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.tree.range(..key.to_be_bytes()) {
+            let (old, _) = item.map_err(tree_error)?;
+            batch.remove(old);
+        }
+        self.tree.apply_batch(batch).map_err(tree_error)
+    }
+
+    /// Flushes the tree's writes to disk.
+    pub(crate) fn flush(&self) -> Result<(), StorageError> {
+        self.tree.flush().map(drop).map_err(tree_error)
+    }
+}
