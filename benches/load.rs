@@ -13,9 +13,14 @@
 //! With `--sweep N`, a relaxed run also preloads N sessions that fall due in
 //! the middle of the run, to show what a large sweep does to p99.
 //!
+//! With `--pinned`, the real `roster` binary is the server instead, pinned
+//! to CPU 0 with the clients on CPU 1, and then unpinned: see `load/pinned.rs`.
+//!
 //! Server and clients run on separate tokio runtimes; CPU time per message
 //! is the server threads' CPU (from /proc) divided by requests answered.
 
+#[path = "load/pinned.rs"]
+mod pinned;
 mod support;
 
 use std::collections::HashMap;
@@ -100,6 +105,14 @@ impl RunResult {
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Some(addr) = support::text_arg("--ceiling-server") {
+        pinned::ceiling_server(&addr);
+        return;
+    }
+    if std::env::args().any(|a| a == "--pinned") {
+        pinned::main();
         return;
     }
     let settings = Settings {
@@ -375,6 +388,64 @@ const SEARCHES: &[&str] = &[
 const FOLLOW_UPS: &[&str] = &["more", "contact", "MORE", "2"];
 const CHATTER: &[&str] = &["hi", "help", "thanks"];
 
+/// The text of a phone's `seq`th message: about 70% searches, 20%
+/// follow-ups (a search when the phone has not searched yet), 10% chatter.
+fn message_text(seq: u64, searched: bool) -> &'static str {
+    match roll(seq) {
+        0..=6 => SEARCHES[(seq as usize / 3) % SEARCHES.len()],
+        7 | 8 if searched => FOLLOW_UPS[(seq as usize) % FOLLOW_UPS.len()],
+        7 | 8 => SEARCHES[(seq as usize) % SEARCHES.len()],
+        _ => CHATTER[(seq as usize) % CHATTER.len()],
+    }
+}
+
+fn roll(seq: u64) -> u64 {
+    (seq.wrapping_mul(2_654_435_761) >> 7) % 10
+}
+
+/// Whether message `seq` is a search whatever came before.
+fn is_search(seq: u64) -> bool {
+    roll(seq) <= 6
+}
+
+/// One webhook request as Twilio sends it, signed for `url`, with a
+/// MessageSid unique to (`client`, `seq`).
+fn signed_request(
+    verifier: &SignatureVerifier,
+    host: &str,
+    url: &str,
+    client: usize,
+    seq: u64,
+    phone: &str,
+    body_text: &str,
+) -> String {
+    let sid = format!("SM{client:08x}{seq:024x}");
+    let fields: Vec<(String, String)> = vec![
+        ("MessageSid".into(), sid.clone()),
+        ("SmsMessageSid".into(), sid),
+        (
+            "AccountSid".into(),
+            "AC00000000000000000000000000000000".into(),
+        ),
+        ("From".into(), format!("whatsapp:{phone}")),
+        ("To".into(), "whatsapp:+14155238886".into()),
+        ("Body".into(), body_text.into()),
+        ("NumMedia".into(), "0".into()),
+        ("ProfileName".into(), "Load".into()),
+        ("WaId".into(), phone.trim_start_matches('+').into()),
+        ("SmsStatus".into(), "received".into()),
+        ("ApiVersion".into(), "2010-04-01".into()),
+    ];
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let signature = verifier.sign(url, &fields);
+    format!(
+        "POST /whatsapp/webhook HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// One keep-alive client: signed requests until the deadline.
 async fn drive(
     addr: SocketAddr,
@@ -407,39 +478,17 @@ async fn drive(
     while Instant::now() < deadline {
         let slot = (seq as usize) % mine.len();
         let phone = mine[slot];
-        let roll = (seq.wrapping_mul(2_654_435_761) >> 7) % 10;
         let searched = last_searched.get(&slot).copied().unwrap_or(false);
-        let body_text = match roll {
-            0..=6 => SEARCHES[(seq as usize / 3) % SEARCHES.len()],
-            7 | 8 if searched => FOLLOW_UPS[(seq as usize) % FOLLOW_UPS.len()],
-            7 | 8 => SEARCHES[(seq as usize) % SEARCHES.len()],
-            _ => CHATTER[(seq as usize) % CHATTER.len()],
-        };
-        last_searched.insert(slot, roll <= 6 || searched);
-        let sid = format!("SM{client:08x}{seq:024x}");
-        let fields: Vec<(String, String)> = vec![
-            ("MessageSid".into(), sid.clone()),
-            ("SmsMessageSid".into(), sid),
-            (
-                "AccountSid".into(),
-                "AC00000000000000000000000000000000".into(),
-            ),
-            ("From".into(), format!("whatsapp:{phone}")),
-            ("To".into(), "whatsapp:+14155238886".into()),
-            ("Body".into(), body_text.into()),
-            ("NumMedia".into(), "0".into()),
-            ("ProfileName".into(), "Load".into()),
-            ("WaId".into(), phone.trim_start_matches('+').into()),
-            ("SmsStatus".into(), "received".into()),
-            ("ApiVersion".into(), "2010-04-01".into()),
-        ];
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(&fields)
-            .finish();
-        let signature = verifier.sign(&url, &fields);
-        let request = format!(
-            "POST /whatsapp/webhook HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Twilio-Signature: {signature}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
+        let body_text = message_text(seq, searched);
+        last_searched.insert(slot, is_search(seq) || searched);
+        let request = signed_request(
+            &verifier,
+            &addr.to_string(),
+            &url,
+            client,
+            seq,
+            phone,
+            body_text,
         );
         let sent = Instant::now();
         let status = exchange(&mut stream, request.as_bytes(), &mut buffer).await;

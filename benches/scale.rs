@@ -1,7 +1,8 @@
 //! Scale: many sessions on disk. Writes N sessions (default 1,000,000),
 //! reopens the store and reports open time, RSS after open, RSS after
-//! touching 100,000 sessions, disk size, and the cost of sweeping 100,000
-//! due sessions.
+//! touching 100,000 sessions, the data dir's size on disk once written and
+//! flushed (file sizes, and blocks allocated as `du` counts them), and the
+//! cost of sweeping 100,000 due sessions.
 //!
 //! `cargo bench --bench scale -- [--sessions N] [--touch N] [--sweep N]
 //! [--after-crash]`; with `--after-crash` the store is not closed after
@@ -30,22 +31,31 @@ fn rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-fn disk_mb(path: &std::path::Path) -> f64 {
-    fn walk(path: &std::path::Path) -> u64 {
+/// The files' sizes under `path`, in MB: (apparent, allocated as `du`
+/// counts it).
+fn disk_sizes_mb(path: &std::path::Path) -> (f64, f64) {
+    use std::os::unix::fs::MetadataExt;
+    fn walk(path: &std::path::Path) -> (u64, u64) {
         std::fs::read_dir(path)
             .map(|entries| {
                 entries
                     .flatten()
                     .map(|e| match e.metadata() {
                         Ok(m) if m.is_dir() => walk(&e.path()),
-                        Ok(m) => m.len(),
-                        Err(_) => 0,
+                        Ok(m) => (m.len(), m.blocks() * 512),
+                        Err(_) => (0, 0),
                     })
-                    .sum()
+                    .fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
             })
-            .unwrap_or(0)
+            .unwrap_or((0, 0))
     }
-    walk(path) as f64 / (1024.0 * 1024.0)
+    let (apparent, allocated) = walk(path);
+    let mb = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    (mb(apparent), mb(allocated))
+}
+
+fn disk_mb(path: &std::path::Path) -> f64 {
+    disk_sizes_mb(path).0
 }
 
 fn open(config: &Config, clock: &Arc<ManualClock>) -> Arc<Store> {
@@ -134,6 +144,9 @@ fn main() {
             "write:  {sessions} sessions in {:.1} s",
             started.elapsed().as_secs_f64()
         );
+        // What the data dir takes once written and flushed (closed).
+        let (apparent, allocated) = disk_sizes_mb(&config.storage.data_dir);
+        println!("disk:   {apparent:.0} MB in files, {allocated:.0} MB allocated (du)");
         drop(store);
         // Open and touch in a fresh process, so its RSS is the store's alone.
         let status = std::process::Command::new(std::env::current_exe().unwrap())
