@@ -332,7 +332,12 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
             command
         }
         Server::Relaxed | Server::Strict => {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
+            // ROSTER_LOAD_BIN runs another build (an older one, to compare).
+            let binary = std::env::var_os("ROSTER_LOAD_BIN").map_or_else(
+                || env!("CARGO_BIN_EXE_roster").into(),
+                std::path::PathBuf::from,
+            );
+            let mut command = Command::new(binary);
             command.arg("serve");
             command
         }

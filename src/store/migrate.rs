@@ -76,6 +76,26 @@ pub(super) fn from_v1(
     keeping: Keeping,
     now_ms: u64,
 ) -> Result<u64, StoreError> {
+    run(db, phones_tree, keeping, now_ms, Stop::Never)
+}
+
+/// Where a move stops, as a crash would stop it (tests only stop early).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Never,
+    #[cfg(test)]
+    AfterRecords,
+    #[cfg(test)]
+    AfterOneOldTree,
+}
+
+fn run(
+    db: &sled::Db,
+    phones_tree: &sled::Tree,
+    keeping: Keeping,
+    now_ms: u64,
+    stop: Stop,
+) -> Result<u64, StoreError> {
     let mut old = Vec::new();
     for name in db.tree_names() {
         let Ok(name) = std::str::from_utf8(&name).map(str::to_owned) else {
@@ -124,8 +144,17 @@ pub(super) fn from_v1(
         phones_tree.insert(record_key(&phone), record.encode())?;
     }
     db.flush()?;
+    #[cfg(test)]
+    if stop == Stop::AfterRecords {
+        return Ok(phones);
+    }
     // Pass 2: the old pieces go.
-    for tree in old {
+    for (n, tree) in old.into_iter().enumerate() {
+        #[cfg(test)]
+        if stop == Stop::AfterOneOldTree && n == 1 {
+            return Ok(phones);
+        }
+        let _ = (n, stop); // only tests stop early
         if tree.complete {
             drop(tree.tree);
             db.drop_tree(&tree.name)?;
@@ -395,4 +424,141 @@ fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, n
         .len()
         .saturating_sub(keeping.max_replies.max(1));
     record.replies.drain(..excess);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::{Entities, Entry, Intent, Session};
+    use crate::directory::MemberRole;
+    use crate::phone::Region;
+
+    const NOW: u64 = 1_800_000_000_000;
+    const DAY: u64 = 24 * 3600 * 1000;
+    const KEEPING: Keeping = Keeping {
+        max_replies: 10,
+        dedupe_ttl_ms: DAY,
+    };
+
+    fn phone(i: u32) -> PhoneNumber {
+        PhoneNumber::parse(&format!("+9198450000{i:02}"), Region::default()).unwrap()
+    }
+
+    fn session(i: u32) -> Session {
+        let mut session = Session {
+            phone: phone(i),
+            member_id: format!("T{i:03}"),
+            member_name: format!("Member {i}"),
+            role: MemberRole::Member,
+            history: Vec::new(),
+            created_at_ms: NOW - 1_000,
+            last_activity_ms: NOW - 1_000,
+            expires_at_ms: NOW - 1_000 + 1_800_000,
+            message_count: 0,
+            search_count: 0,
+            last_reply: None,
+        };
+        let entry = Entry {
+            query: "doctors in Pune".to_owned(),
+            timestamp_ms: NOW - 1_000,
+            intent: Intent::Search,
+            entities: Entities::default(),
+            result_count: 1,
+            result_ids: vec!["T001".to_owned()],
+            page: 0,
+        };
+        session.record(entry, true, 10, 1_800_000);
+        session
+    }
+
+    /// A data dir in the layout before records: three phones with sessions,
+    /// limits and remembered replies, one of them opted out.
+    fn old_layout(db: &sled::Db) {
+        let sessions = db.open_tree(SESSIONS).unwrap();
+        let limits = db.open_tree(LIMITS).unwrap();
+        let replies = db
+            .open_tree(format!("{REPLIES_PREFIX}{}:{DAY}", NOW - NOW % DAY))
+            .unwrap();
+        for i in 1..=3 {
+            let p = phone(i);
+            let key = [b"s".as_slice(), p.e164().as_bytes()].concat();
+            sessions
+                .insert(key, codec::encode(codec::SESSION_V1, &session(i)))
+                .unwrap();
+            let mut at = vec![codec::LIMIT_V1];
+            at.extend_from_slice(&(NOW * 1_000_000 + 60_000_000_000).to_be_bytes());
+            limits.insert(format!("messages:{p}"), at).unwrap();
+            let reply = PhoneReply {
+                phone: p.e164(),
+                twiml: format!("<Response>{i}</Response>"),
+                expires_at_ms: NOW + DAY - 1_000,
+            };
+            let key = [format!("SM{i}").as_bytes(), &[0], p.e164().as_bytes()].concat();
+            replies
+                .insert(key, codec::encode(codec::SEEN_V2, &reply))
+                .unwrap();
+        }
+        let opt_outs = db.open_tree(OPT_OUTS).unwrap();
+        let mut at = vec![codec::OPT_OUT_V1];
+        at.extend_from_slice(&NOW.to_be_bytes());
+        opt_outs.insert(phone(2).e164(), at).unwrap();
+    }
+
+    fn records(tree: &sled::Tree) -> Vec<(Vec<u8>, PhoneRecord)> {
+        tree.scan_prefix([super::super::RECORD])
+            .map(|item| {
+                let (key, value) = item.unwrap();
+                (key.to_vec(), PhoneRecord::decode(&value).unwrap())
+            })
+            .collect()
+    }
+
+    fn migrated(stop: Stop) -> (Vec<(Vec<u8>, PhoneRecord)>, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || sled::Config::new().path(dir.path()).open().unwrap();
+        {
+            let db = open();
+            old_layout(&db);
+            let tree = db.open_tree(super::super::TREE).unwrap();
+            run(&db, &tree, KEEPING, NOW, stop).unwrap();
+            // A crash: nothing more runs, the process is gone.
+        }
+        let db = open();
+        let tree = db.open_tree(super::super::TREE).unwrap();
+        run(&db, &tree, KEEPING, NOW, Stop::Never).unwrap();
+        let names = db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .collect();
+        (records(&tree), names)
+    }
+
+    #[test]
+    fn a_move_interrupted_at_any_stage_finishes_with_the_same_records() {
+        let (clean, names) = migrated(Stop::Never);
+        assert_eq!(clean.len(), 3);
+        let (_, record) = &clean[1];
+        assert_eq!(record.opted_out_at_ms, Some(NOW));
+        assert!(record.session.is_some());
+        assert_ne!(record.limits.messages.tat_ns, 0);
+        assert_eq!(record.replies.len(), 1);
+        assert!(
+            !names
+                .iter()
+                .any(|n| [SESSIONS, LIMITS, OPT_OUTS].contains(&n.as_str())
+                    || n.starts_with(REPLIES_PREFIX)),
+            "{names:?}"
+        );
+        for stop in [Stop::AfterRecords, Stop::AfterOneOldTree] {
+            let (records, names) = migrated(stop);
+            assert_eq!(records, clean, "stopped {stop:?}");
+            assert!(
+                !names
+                    .iter()
+                    .any(|n| n.starts_with(REPLIES_PREFIX) || n == SESSIONS),
+                "{stop:?}: {names:?}"
+            );
+        }
+    }
 }
