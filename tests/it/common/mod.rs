@@ -1,6 +1,5 @@
 //! Test support: start the real router on 127.0.0.1:0 with a temp data dir
 //! and an injected clock, and talk to it as Twilio does.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

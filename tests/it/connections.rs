@@ -4,15 +4,13 @@
 //! slow connections are held. Timeouts are configured short; no test sleeps
 //! through a default.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use roster::http::connections::ConnectionStats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use common::*;
+use crate::common::*;
 
 /// Polls until `done` holds for the app's connection stats (at most 10 s).
 async fn wait_for(app: &TestApp, what: &str, done: impl Fn(&ConnectionStats) -> bool) {
@@ -319,7 +317,7 @@ async fn a_huge_header_is_refused_instead_of_buffered() {
 
 #[test]
 fn the_binary_raises_its_open_file_limit_and_caps_connections_below_it() {
-    use common::process::{RosterProcess, roster_command};
+    use crate::common::process::{RosterProcess, roster_command};
     let dir = tempfile::tempdir().unwrap();
     let roster_env = roster_command(dir.path());
     // Started with a soft limit of 1024 (a shell lowers it, then execs
