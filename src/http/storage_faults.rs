@@ -1,6 +1,6 @@
 //! The storage-fault behaviour through the real router, with the store's
 //! disk failing on demand (the store's `Disk` seam, `Fault` in unit tests
-//! only): the logic the tmpfs tests (`tests/storage_faults.rs`, root only)
+//! only): the logic the tmpfs tests (`tests/it/storage_faults.rs`, root only)
 //! check on a really full disk.
 
 #[cfg(test)]

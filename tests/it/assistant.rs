@@ -5,12 +5,10 @@
 //! written with old names are found by new ones, extra columns are
 //! searchable, and inactive members never appear.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use roster::assistant::{Assistant, Synonyms};
 use roster::conversation::Intent;
 use roster::conversation::Session;

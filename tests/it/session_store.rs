@@ -1,8 +1,6 @@
 //! The session store on real sled files, with an injected clock: the old
 //! service's scenarios, expiry, the sweeper, restarts and the stored format.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,11 +13,11 @@ use roster::phone::Region;
 use roster::store::Store;
 
 fn members() -> Directory {
-    Directory::load(&common::fixture("members.csv"), Region::default()).unwrap()
+    Directory::load(&crate::common::fixture("members.csv"), Region::default()).unwrap()
 }
 
 fn config(dir: &std::path::Path) -> Config {
-    let mut config = common::test_config(dir);
+    let mut config = crate::common::test_config(dir);
     config.storage.durability = Durability::Relaxed;
     config
 }
@@ -738,7 +736,7 @@ fn the_v1_format_is_frozen() {
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
     }
-    let hex = include_str!("fixtures/session-v1.hex").trim();
+    let hex = include_str!("../fixtures/session-v1.hex").trim();
     let golden: Vec<u8> = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())

@@ -1,8 +1,6 @@
 //! The webhook over real HTTP: signatures, members, strangers, bad input.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn member_search_lists_matching_members_in_twiml() {

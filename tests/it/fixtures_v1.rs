@@ -8,13 +8,11 @@
 //! checks that every session, quota and remembered reply is there and that
 //! the next message continues the conversation; one imports the export.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::process::roster_command;
-use common::*;
+use crate::common::process::roster_command;
+use crate::common::*;
 use roster::clock::ManualClock;
 use roster::config::Config;
 use serde::Deserialize;

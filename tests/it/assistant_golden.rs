@@ -9,12 +9,10 @@
 //! through the real webhook (across a restart too), and that no reply
 //! shows a private member's phone or email or any inactive member.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use roster::assistant::{Answer, Assistant, PAGE_SIZE, Synonyms, Understanding};
 use roster::conversation::Intent;
 use roster::conversation::Session;

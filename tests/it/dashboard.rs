@@ -3,12 +3,10 @@
 //! sign-ins, the figures the webhook counts (and their surviving a
 //! restart), the directory upload's checks, and sessions.
 
-mod common;
-
 use std::time::Duration;
 
-use common::dashboard::*;
-use common::*;
+use crate::common::dashboard::*;
+use crate::common::*;
 
 const PAGES: [&str; 5] = [
     "/dashboard",

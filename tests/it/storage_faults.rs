@@ -8,15 +8,13 @@
 //! skipped and passes; the same logic is covered with an injected failing
 //! disk by the unit tests in `src/storage.rs`.
 
-mod common;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::process::{RosterProcess, roster_command};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command};
+use crate::common::*;
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct Tmpfs {

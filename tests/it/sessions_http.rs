@@ -1,12 +1,10 @@
 //! Sessions through the webhook and the admin API, over real HTTP; and a
 //! real `kill -9` of the binary.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::process::{RosterProcess, roster_command};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command};
+use crate::common::*;
 use serde_json::Value;
 
 async fn session_json(app: &TestApp, phone: &str) -> Value {

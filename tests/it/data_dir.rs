@@ -3,10 +3,8 @@
 //! all there; `roster check-data` says what a stopped data dir holds; a
 //! data dir deleted while serving stops the acknowledgements.
 
-mod common;
-
-use common::process::{RosterProcess, roster_command, run_to_end};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command, run_to_end};
+use crate::common::*;
 use std::path::{Path, PathBuf};
 
 /// `roster serve` on `dir/state`, strict, with the admin API on.

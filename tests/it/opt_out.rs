@@ -1,10 +1,8 @@
 //! Opt-out over the real webhook: STOP, silence, START; across restarts,
 //! a crash, export and import; in `/metrics` and `roster sessions show`.
 
-mod common;
-
-use common::process::{RosterProcess, roster_command};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command};
+use crate::common::*;
 
 const ACK: &str = "You won't get messages from Test Network any more. Send START to resume.";
 

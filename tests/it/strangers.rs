@@ -2,8 +2,6 @@
 //! for at most `limits.max_strangers` numbers, the least recently seen
 //! forgotten first.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -16,7 +14,7 @@ use roster::limits::StrangerLimiter;
 use roster::phone::{PhoneNumber, Region};
 use tower::ServiceExt;
 
-use common::*;
+use crate::common::*;
 
 /// Distinct valid Indian mobile numbers that are not in the directory.
 fn stranger(n: u32) -> String {

@@ -15,15 +15,13 @@
 //! `SOAK_SENDERS` and `SOAK_SEED`, e.g.
 //! `SOAK_KILLS=20 SOAK_SECS=200 cargo test --test soak -- --nocapture`.
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::process::{RosterProcess, roster_command};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command};
+use crate::common::*;
 use tokio::sync::{Mutex, watch};
 
 fn env_or(name: &str, default: u64) -> u64 {

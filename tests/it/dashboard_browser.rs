@@ -13,15 +13,13 @@
 //! Without `chromium` and `chromedriver` installed it says so and passes;
 //! `.ci/run` installs them, so it runs in CI.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::dashboard::*;
-use common::*;
+use crate::common::dashboard::*;
+use crate::common::*;
 use fantoccini::{Client, ClientBuilder, Locator};
 
 fn installed(program: &str) -> Option<PathBuf> {

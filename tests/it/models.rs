@@ -9,8 +9,6 @@
 //! auth, after 429s, and after a restart. `real_model_*` checks a real embedding model
 //! when `ROSTER_TEST_EMBEDDINGS_URL` is set (`scripts/semantic-check.sh`).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use common::{TestApp, messages, spawn_app_in, test_config};
+use crate::common::{TestApp, messages, spawn_app_in, test_config};
 use roster::config::{Config, Secret};
 use roster::models::OPEN_FOR;
 
@@ -456,7 +454,7 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = config_in(&dir);
     with_embeddings(&url)(&mut config);
-    config.admin.token = common::ADMIN_TOKEN.to_owned();
+    config.admin.token = crate::common::ADMIN_TOKEN.to_owned();
     let app = spawn_app_in(dir, config.clone(), false).await;
     let metrics = wait_for_vectors(&app, 6).await;
     assert!(
@@ -510,7 +508,7 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
     let reloaded = app
         .client
         .post(app.url("/admin/directory/reload"))
-        .bearer_auth(common::ADMIN_TOKEN)
+        .bearer_auth(crate::common::ADMIN_TOKEN)
         .send()
         .await
         .expect("reload");
@@ -534,7 +532,7 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
             .contains("Sports injuries")
     );
 
-    let fields = common::whatsapp_form(SENDER, "chest pain", "SM-after-the-restart");
+    let fields = crate::common::whatsapp_form(SENDER, "chest pain", "SM-after-the-restart");
     let twiml = app.post_fields(&fields).await.text().await.expect("body");
     let text = messages(&twiml).join("\n");
     assert!(text.contains("Asha Rao"), "{text}");
@@ -814,7 +812,7 @@ async fn a_slow_answer_is_sent_once_through_the_messages_api() {
     let (twilio, twilio_url) = spawn_fake_twilio().await;
     let app = app_with(late_config(&url, &twilio_url)).await;
     let sid = app.new_sid();
-    let form = common::whatsapp_form(SENDER, UNREAD, &sid);
+    let form = crate::common::whatsapp_form(SENDER, UNREAD, &sid);
     let started = Instant::now();
     let twiml = app.post_fields(&form).await.text().await.expect("body");
     assert!(
@@ -836,7 +834,7 @@ async fn a_slow_answer_is_sent_once_through_the_messages_api() {
     );
     use base64::Engine as _;
     let expected = base64::engine::general_purpose::STANDARD
-        .encode(format!("{ACCOUNT_SID}:{}", common::AUTH_TOKEN));
+        .encode(format!("{ACCOUNT_SID}:{}", crate::common::AUTH_TOKEN));
     assert_eq!(auth, format!("Basic {expected}"));
 
     // Twilio delivers the same MessageSid again: no answer, no second send.

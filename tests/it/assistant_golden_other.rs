@@ -24,12 +24,10 @@
 //! photos, voice notes and documents, shared locations, quick-reply
 //! buttons, and opt-out across a restart.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use roster::assistant::{Answer, Assistant, PAGE_SIZE, Understanding};
 use roster::conversation::Session;
 use roster::conversation::{Entities, Intent};

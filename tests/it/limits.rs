@@ -1,13 +1,11 @@
 //! Rate limits: quotas, refusals, refill, concurrency, persistence and a
 //! clock that goes backwards. Time is injected; nothing sleeps.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::process::{RosterProcess, roster_command};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command};
+use crate::common::*;
 use roster::clock::ManualClock;
 use roster::config::LimitsConfig;
 use roster::limits::{Limits, Verdict};

@@ -1,9 +1,7 @@
 //! The real binary: start-up checks, serving, graceful shutdown.
 
-mod common;
-
-use common::process::{RosterProcess, roster_command, run_to_end};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command, run_to_end};
+use crate::common::*;
 
 #[test]
 fn serve_refuses_to_start_without_an_auth_token() {

@@ -2,9 +2,7 @@
 //! the reply it was sent, and a MessageSid replayed from another phone (even
 //! with a valid signature) never gets someone else's reply.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_message_sid_replayed_from_another_phone_gets_its_own_answer() {

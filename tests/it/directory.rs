@@ -1,8 +1,6 @@
 //! The member directory contract (members-csv.md), row by row: CSV lines,
 //! workbook rows and sheets, header spellings, and `check-directory`.
 
-mod common;
-
 use roster::directory::{Directory, FileFormat, LoadError, MemberRole, RowUnit};
 use roster::phone::Region;
 
@@ -685,8 +683,8 @@ mod settings {
 mod check_directory {
     use std::process::Command;
 
-    use super::common::process::{RosterProcess, roster_command};
     use super::fixture;
+    use crate::common::process::{RosterProcess, roster_command};
 
     fn run(mut command: Command) -> (i32, String, String) {
         let out = command.output().expect("roster runs");
@@ -826,7 +824,7 @@ mod check_directory {
             .env_remove("ROSTER_DIRECTORY__MEMBERS_CSV")
             .env("ROSTER_DIRECTORY__FILE", fixture("sheet-members.ods"))
             .env("ROSTER_DIRECTORY__SHEET", "Committee")
-            .env("ROSTER_ADMIN__TOKEN", super::common::ADMIN_TOKEN)
+            .env("ROSTER_ADMIN__TOKEN", crate::common::ADMIN_TOKEN)
             .args(["serve", "--dev"]);
         let server = RosterProcess::start(command);
         let stats = server.admin_json("/admin/stats").await;

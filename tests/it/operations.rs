@@ -2,14 +2,12 @@
 //! directory reload, export/import and check-directory, against real
 //! servers on 127.0.0.1:0.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use common::process::{RosterProcess, roster_command};
-use common::*;
+use crate::common::process::{RosterProcess, roster_command};
+use crate::common::*;
 use serde_json::Value;
 
 /// A `roster` CLI command aimed at `app`, with the test's tokens.

@@ -1,9 +1,7 @@
 //! Messages that are not text, over the real webhook: photos and voice
 //! notes, quick-reply buttons, shared locations.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// A WhatsApp message from `from` with `body` and these extra fields
 /// (replacing any of the same name), signed and sent; its `<Message>`s.
