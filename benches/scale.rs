@@ -192,6 +192,8 @@ fn limits_child(dir: &std::path::Path, keys: usize) {
         let mut config = Config::default();
         config.storage.data_dir = dir.to_owned();
         config.storage.cache_bytes = 64 * 1024 * 1024;
+        // No flusher runs here: written as relaxed, flushed at the end.
+        config.storage.durability = Durability::Relaxed;
         let store = open(&config, &clock);
         let limits = roster::limits::Limits::new(&Default::default(), clock.clone());
         let phones: Vec<_> = (0..keys)

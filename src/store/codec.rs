@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 /// Format version of a [`super::record::PhoneRecord`]: the session (as in
 /// [`SESSION_V1`]), limits, opt-out and remembered replies of one phone.
 pub const RECORD_V1: u8 = 1;
+/// A [`RECORD_V1`] record compressed with LZ4 (block format, its length
+/// before it): what is written since; both are read.
+pub const RECORD_V2: u8 = 2;
 /// Format version of [`crate::conversation::Session`] values, as stored on
 /// their own before phone records and inside a record since (see
 /// [`crate::conversation::STORED_VERSION`] for what changes it).
@@ -46,6 +49,16 @@ pub enum CodecError {
         found: u8,
         expected: u8,
     },
+    /// For values of which this version reads several formats (records).
+    #[error(
+        "stored {what} has format version {found}, but this roster reads only version 1 to version {newest}; \
+         it was written by a newer roster: upgrade, or restore a backup made by this version"
+    )]
+    NewerVersion {
+        what: &'static str,
+        found: u8,
+        newest: u8,
+    },
     #[error("stored {what} is corrupt: {reason}")]
     Corrupt { what: &'static str, reason: String },
 }
@@ -56,7 +69,15 @@ fn config() -> impl bincode::config::Config {
 
 /// `version` followed by the bincode of `value`.
 pub fn encode<T: Serialize>(version: u8, value: &T) -> Vec<u8> {
-    let mut bytes = vec![version];
+    encode_sized(version, value, 64)
+}
+
+/// [`encode`] into a buffer of `capacity` bytes to begin with: a value of
+/// many kilobytes (a phone record) would otherwise be copied each time the
+/// buffer grows.
+pub fn encode_sized<T: Serialize>(version: u8, value: &T, capacity: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(capacity.max(1));
+    bytes.push(version);
     // Encoding plain structs into a Vec cannot fail short of running out of memory.
     bincode::serde::encode_into_std_write(value, &mut bytes, config())
         .expect("bincode encodes plain structs");

@@ -139,15 +139,21 @@ impl PhoneRecord {
         self.live_until().is_some_and(|until| until <= now_ms)
     }
 
-    /// The stored bytes, dropping the oldest exchanges of the session (and
-    /// then the oldest replies) if it would not otherwise be readable again
-    /// ([`codec::MAX_DECODE_BYTES`]): a record written is one that can be read.
+    /// The stored bytes: [`codec::RECORD_V2`], the length of the bincode
+    /// form (u32 LE), and that form compressed with LZ4. A record repeats
+    /// itself (the same names, places and member listings in its exchanges
+    /// and replies), so it shrinks to a fraction, and sled, which copies
+    /// every value into its log and again whenever it rewrites a leaf,
+    /// moves that much less. The oldest exchanges of the session (and then
+    /// the oldest replies) are dropped if it would not otherwise be
+    /// readable again ([`codec::MAX_DECODE_BYTES`]): a record written is
+    /// one that can be read.
     pub fn encode(&mut self) -> Vec<u8> {
-        loop {
-            let bytes = codec::encode(codec::RECORD_V1, &*self);
+        let plain = loop {
+            let bytes = codec::encode_sized(codec::RECORD_V1, &*self, self.size_hint());
             let history = self.session.as_ref().map_or(0, |s| s.history.len());
             if bytes.len() <= codec::MAX_DECODE_BYTES || (history == 0 && self.replies.len() <= 1) {
-                return bytes;
+                break bytes;
             }
             tracing::warn!(
                 bytes = bytes.len(),
@@ -160,10 +166,143 @@ impl PhoneRecord {
                 let dropped = self.replies.len() / 2;
                 self.replies.drain(..dropped);
             }
-        }
+        };
+        compress(&plain).unwrap_or(plain)
     }
 
+    /// About how many bytes the bincode form takes, so that it is encoded
+    /// into one buffer without growing it.
+    fn size_hint(&self) -> usize {
+        let replies: usize = self
+            .replies
+            .iter()
+            .map(|r| r.twiml.len() + r.message_sid.len() + 16)
+            .sum();
+        let history = self.session.as_ref().map_or(0, |s| {
+            s.history
+                .iter()
+                .map(|e| {
+                    e.query.len()
+                        + 40
+                        + e.result_ids.iter().map(|id| id.len() + 1).sum::<usize>()
+                        + 64
+                })
+                .sum::<usize>()
+                + 128
+        });
+        replies + history + 64
+    }
+
+    /// Reads a record of either format.
     pub fn decode(bytes: &[u8]) -> Result<PhoneRecord, CodecError> {
-        codec::decode("phone record", codec::RECORD_V1, bytes)
+        const WHAT: &str = "phone record";
+        match bytes.first() {
+            Some(&codec::RECORD_V2) => codec::decode(WHAT, codec::RECORD_V1, &decompress(bytes)?),
+            Some(&found) if found > codec::RECORD_V2 => Err(CodecError::NewerVersion {
+                what: WHAT,
+                found,
+                newest: codec::RECORD_V2,
+            }),
+            _ => codec::decode(WHAT, codec::RECORD_V1, bytes),
+        }
+    }
+}
+
+/// `plain` ([`codec::RECORD_V1`] ‖ bincode) as [`codec::RECORD_V2`].
+fn compress(plain: &[u8]) -> Option<Vec<u8>> {
+    let body = plain.get(1..)?;
+    let length = u32::try_from(body.len()).ok()?;
+    let mut out = vec![0u8; 5 + lz4_flex::block::get_maximum_output_size(body.len())];
+    out[0] = codec::RECORD_V2;
+    out[1..5].copy_from_slice(&length.to_le_bytes());
+    let written = lz4_flex::block::compress_into(body, &mut out[5..]).ok()?;
+    out.truncate(5 + written);
+    Some(out)
+}
+
+/// The [`codec::RECORD_V1`] form of a [`codec::RECORD_V2`] value.
+fn decompress(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let corrupt = |reason: String| CodecError::Corrupt {
+        what: "phone record",
+        reason,
+    };
+    let length = bytes
+        .get(1..5)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(|| corrupt(format!("{} bytes", bytes.len())))? as usize;
+    if length > codec::MAX_DECODE_BYTES {
+        return Err(corrupt(format!("it claims {length} bytes")));
+    }
+    let mut plain = vec![0u8; 1 + length];
+    plain[0] = codec::RECORD_V1;
+    let written = lz4_flex::block::decompress_into(&bytes[5..], &mut plain[1..])
+        .map_err(|e| corrupt(e.to_string()))?;
+    if written != length {
+        return Err(corrupt(format!("{written} of {length} bytes")));
+    }
+    Ok(plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> PhoneRecord {
+        let mut record = PhoneRecord::default();
+        let keeping = Keeping {
+            max_replies: 3,
+            dedupe_ttl_ms: 60_000,
+        };
+        for i in 0..5 {
+            let twiml = format!("<Response><Message>reply {i}</Message></Response>");
+            record.remember(&format!("SM{i}"), &twiml, 1_000 + i, keeping);
+        }
+        record.limits.messages.tat_ns = 7;
+        record.opted_out_at_ms = Some(9);
+        record
+    }
+
+    #[test]
+    fn records_are_written_compressed_and_read_in_both_formats() {
+        let mut written = record();
+        let bytes = written.encode();
+        assert_eq!(bytes[0], codec::RECORD_V2);
+        assert_eq!(PhoneRecord::decode(&bytes), Ok(written.clone()));
+        // Only the last three replies are kept, newest last.
+        let sids: Vec<_> = written
+            .replies
+            .iter()
+            .map(|r| r.message_sid.as_str())
+            .collect();
+        assert_eq!(sids, ["SM2", "SM3", "SM4"]);
+        let plain = codec::encode(codec::RECORD_V1, &written);
+        assert_eq!(PhoneRecord::decode(&plain), Ok(written));
+    }
+
+    #[test]
+    fn damaged_or_newer_records_are_errors_that_say_so() {
+        let bytes = record().encode();
+        let mut newer = bytes.clone();
+        newer[0] = 9;
+        assert!(matches!(
+            PhoneRecord::decode(&newer),
+            Err(CodecError::NewerVersion { found: 9, .. })
+        ));
+        for cut in [3, 6, bytes.len() - 1] {
+            assert!(
+                matches!(
+                    PhoneRecord::decode(&bytes[..cut]),
+                    Err(CodecError::Corrupt { .. })
+                ),
+                "cut at {cut}"
+            );
+        }
+        let mut huge = bytes;
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            PhoneRecord::decode(&huge),
+            Err(CodecError::Corrupt { .. })
+        ));
     }
 }
