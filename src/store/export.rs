@@ -103,13 +103,7 @@ pub fn export(
             write_line(out, &Record::Session { session })?;
             counts.sessions += 1;
         }
-        let limits = record.limits;
-        for (name, at) in [
-            ("messages", limits.messages.tat_ns),
-            ("messages-notice", limits.messages.told_until_ns),
-            ("searches", limits.searches.tat_ns),
-            ("searches-notice", limits.searches.told_until_ns),
-        ] {
+        for (name, at) in record.limits.times() {
             if at > now_ns {
                 let key = format!("{name}:{phone}");
                 write_line(out, &Record::Limit { key, at })?;

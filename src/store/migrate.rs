@@ -258,13 +258,9 @@ fn read_limit(
         _ => return Err("a limit of an unknown format".to_owned()),
     };
     let limits = &mut records.entry(phone).or_default().limits;
-    match name {
-        "messages" => limits.messages.tat_ns = at,
-        "messages-notice" => limits.messages.told_until_ns = at,
-        "searches" => limits.searches.tat_ns = at,
-        "searches-notice" => limits.searches.told_until_ns = at,
-        _ => return Err(format!("an unknown limit {name:?}")),
-    }
+    *limits
+        .time_mut(name)
+        .ok_or_else(|| format!("an unknown limit {name:?}"))? = at;
     moved.limits += 1;
     Ok(())
 }

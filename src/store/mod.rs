@@ -973,13 +973,9 @@ impl ImportedRecord {
             record.session = Some(session);
         }
         for (name, at) in self.limits {
-            let limits = &mut record.limits;
-            match name.as_str() {
-                "messages" => limits.messages.tat_ns = at,
-                "messages-notice" => limits.messages.told_until_ns = at,
-                "searches" => limits.searches.tat_ns = at,
-                "searches-notice" => limits.searches.told_until_ns = at,
-                _ => tracing::warn!("skipping an unknown rate-limit entry {name:?}"),
+            match record.limits.time_mut(&name) {
+                Some(time) => *time = at,
+                None => tracing::warn!("skipping an unknown rate-limit entry {name:?}"),
             }
         }
         if self.opted_out_at_ms.is_some() {

@@ -38,6 +38,34 @@ pub struct LimitState {
     pub searches: Bucket,
 }
 
+impl LimitState {
+    /// The names of the stored times, as exports write them
+    /// (`<name>:<phone>`) and data dirs before records keyed them.
+    pub const NAMES: [&'static str; 4] =
+        ["messages", "messages-notice", "searches", "searches-notice"];
+
+    /// The stored time of that name (absolute ns), if it is one.
+    pub fn time_mut(&mut self, name: &str) -> Option<&mut u64> {
+        match name {
+            "messages" => Some(&mut self.messages.tat_ns),
+            "messages-notice" => Some(&mut self.messages.told_until_ns),
+            "searches" => Some(&mut self.searches.tat_ns),
+            "searches-notice" => Some(&mut self.searches.told_until_ns),
+            _ => None,
+        }
+    }
+
+    /// Each stored time with its name, in [`LimitState::NAMES`] order.
+    pub fn times(&self) -> [(&'static str, u64); 4] {
+        [
+            (Self::NAMES[0], self.messages.tat_ns),
+            (Self::NAMES[1], self.messages.told_until_ns),
+            (Self::NAMES[2], self.searches.tat_ns),
+            (Self::NAMES[3], self.searches.told_until_ns),
+        ]
+    }
+}
+
 /// One GCRA bucket, in absolute nanoseconds since the Unix epoch, so that it
 /// means the same to every process: 0 is "full" (no state).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
