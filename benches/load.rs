@@ -91,16 +91,21 @@ impl RunResult {
     }
 
     fn percentile(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(self.latencies_us[index]) / 1000.0
+        percentile_ms(&self.latencies_us, p)
     }
 
     fn cpu_us_per_message(&self) -> f64 {
         self.server_cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
+}
+
+/// The `p` quantile of sorted latencies in µs, in ms (NaN when empty).
+fn percentile_ms(sorted_us: &[u32], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted_us.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted_us[index]) / 1000.0
 }
 
 fn main() {

@@ -251,11 +251,6 @@ impl Limits {
             searches: self.searches.peek(&state.searches, now),
         }
     }
-
-    /// Forgets strangers whose hour has passed.
-    pub fn forget_idle(&self) {
-        self.strangers.forget_idle();
-    }
 }
 
 /// One refusal per stranger per hour, remembered for at most

@@ -101,11 +101,7 @@ impl Run {
     }
 
     fn percentile(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        f64::from(self.latencies_us[index]) / 1000.0
+        super::percentile_ms(&self.latencies_us, p)
     }
 
     fn cpu_share(&self, cpu: Duration) -> f64 {

@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 
 use crate::conversation::{SentReply, Session};
 use crate::phone::PhoneNumber;
-use crate::store::{ImportedRecord, Store, StoreError};
+use crate::store::record::PhoneRecord;
+use crate::store::{Store, StoreError};
 
 pub const FORMAT: &str = "roster-export";
 pub const VERSION: u32 = 1;
@@ -240,7 +241,7 @@ fn check_time(field: &str, ms: u64) -> Result<(), String> {
 /// carries replaces what is stored for its phone.
 pub async fn restore(records: Vec<Record>, store: &Store) -> Result<Counts, BackupError> {
     let mut counts = Counts::default();
-    let mut phones: BTreeMap<PhoneNumber, ImportedRecord> = BTreeMap::new();
+    let mut phones: BTreeMap<PhoneNumber, PhoneRecord> = BTreeMap::new();
     for record in records {
         match record {
             Record::Header { .. } => {}
@@ -257,12 +258,14 @@ pub async fn restore(records: Vec<Record>, store: &Store) -> Result<Counts, Back
                     tracing::warn!("skipping a rate-limit entry with an unknown key");
                     continue;
                 };
-                counts.limits += 1;
-                phones
-                    .entry(phone)
-                    .or_default()
-                    .limits
-                    .push((name.to_owned(), at));
+                let limits = &mut phones.entry(phone).or_default().limits;
+                match limits.time_mut(name) {
+                    Some(time) => {
+                        *time = at;
+                        counts.limits += 1;
+                    }
+                    None => tracing::warn!("skipping an unknown rate-limit entry {name:?}"),
+                }
             }
             Record::OptOut {
                 phone,
@@ -345,10 +348,8 @@ mod tests {
             .await
             .unwrap();
         let phone = PhoneNumber::parse("+919840930854", Region::default()).unwrap();
-        let limit = ImportedRecord {
-            limits: vec![("messages".to_owned(), (NOW_MS + 60_000) * 1_000_000)],
-            ..ImportedRecord::default()
-        };
+        let mut limit = PhoneRecord::default();
+        limit.limits.messages.tat_ns = (NOW_MS + 60_000) * 1_000_000;
         sessions.import([(phone, limit)]).await.unwrap();
         let mut out = Vec::new();
         let counts = export(&sessions, NOW_MS, &mut out).unwrap();

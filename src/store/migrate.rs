@@ -129,12 +129,12 @@ fn run(
     vouch(&mut records, anonymous, keeping, now_ms, &mut moved);
     // Pass 1: every record, merged into what an interrupted move wrote.
     let phones = records.len() as u64;
-    for (phone, mut pieces) in records {
+    for (phone, pieces) in records {
         let mut record = match phones_tree.get(record_key(&phone))? {
             Some(bytes) => PhoneRecord::decode(&bytes)?,
             None => PhoneRecord::default(),
         };
-        merge(&mut record, &mut pieces, keeping, now_ms);
+        record.absorb(pieces, keeping, now_ms);
         if let Some(due) = due_at(&record) {
             phones_tree.insert(due_key(due_bucket(due), &phone), &[])?;
         }
@@ -372,54 +372,6 @@ fn vouch(
         }
         moved.replies += 1;
     }
-}
-
-/// Puts the old `pieces` into `record`: each piece found replaces the part.
-fn merge(record: &mut PhoneRecord, pieces: &mut PhoneRecord, keeping: Keeping, now_ms: u64) {
-    if let Some(mut session) = pieces.session.take() {
-        // The latest reply rode in the session; it is a remembered reply now.
-        if let Some(last) = session.last_reply.take() {
-            pieces.replies.push(RememberedReply {
-                message_sid: last.message_sid,
-                twiml: last.twiml.into(),
-                expires_at_ms: session
-                    .last_activity_ms
-                    .saturating_add(keeping.dedupe_ttl_ms),
-            });
-        }
-        record.session = Some(session);
-    }
-    let limits = pieces.limits;
-    for (mine, theirs) in [
-        (&mut record.limits.messages, limits.messages),
-        (&mut record.limits.searches, limits.searches),
-    ] {
-        if theirs.tat_ns != 0 {
-            mine.tat_ns = theirs.tat_ns;
-        }
-        if theirs.told_until_ns != 0 {
-            mine.told_until_ns = theirs.told_until_ns;
-        }
-    }
-    if pieces.opted_out_at_ms.is_some() {
-        record.opted_out_at_ms = pieces.opted_out_at_ms;
-    }
-    for reply in std::mem::take(&mut pieces.replies) {
-        if !record
-            .replies
-            .iter()
-            .any(|r| r.message_sid == reply.message_sid)
-        {
-            record.replies.push(reply);
-        }
-    }
-    record.replies.retain(|r| r.expires_at_ms > now_ms);
-    record.replies.sort_by_key(|r| r.expires_at_ms);
-    let excess = record
-        .replies
-        .len()
-        .saturating_sub(keeping.max_replies.max(1));
-    record.replies.drain(..excess);
 }
 
 #[cfg(test)]

@@ -677,19 +677,20 @@ impl Store {
             .len() as u64
     }
 
-    /// Writes many records at once (restore, benchmarks): what each
-    /// [`ImportedRecord`] carries replaces that part of the phone's record,
-    /// in the phone's turn; flushed before it returns.
+    /// Writes many records at once (restore, benchmarks): each part present
+    /// in a phone's pieces replaces that part of its record
+    /// ([`PhoneRecord::absorb`]), in the phone's turn; flushed before it
+    /// returns.
     pub async fn import(
         &self,
-        records: impl IntoIterator<Item = (PhoneNumber, ImportedRecord)>,
+        records: impl IntoIterator<Item = (PhoneNumber, PhoneRecord)>,
     ) -> Result<u64, StoreError> {
         let mut written = 0;
-        for (phone, imported) in records {
+        for (phone, pieces) in records {
             let _turn = self.locks.lock(phone).await;
             let stored = self.read_stored(&phone)?;
             let mut record = stored.clone().unwrap_or_default();
-            imported.apply(&mut record, self.keeping());
+            record.absorb(pieces, self.keeping(), self.clock.now_ms());
             self.disk
                 .write(|| self.write_record(&phone, stored.as_ref(), &mut record))?;
             self.cache.invalidate(&phone).await;
@@ -707,9 +708,9 @@ impl Store {
         self.import(sessions.into_iter().map(|session| {
             (
                 session.phone,
-                ImportedRecord {
+                PhoneRecord {
                     session: Some(session),
-                    ..ImportedRecord::default()
+                    ..PhoneRecord::default()
                 },
             )
         }))
@@ -948,40 +949,6 @@ pub struct PhoneState {
     pub session: Option<Session>,
     pub limits: LimitState,
     pub opted_out_at_ms: Option<u64>,
-}
-
-/// What a restore writes into a phone's record: each part present replaces
-/// the stored one.
-#[derive(Debug, Clone, Default)]
-pub struct ImportedRecord {
-    pub session: Option<Session>,
-    /// Rate-limit entries by their export names (`messages`,
-    /// `messages-notice`, `searches`, `searches-notice`), absolute ns.
-    pub limits: Vec<(String, u64)>,
-    pub opted_out_at_ms: Option<u64>,
-}
-
-impl ImportedRecord {
-    fn apply(self, record: &mut PhoneRecord, keeping: Keeping) {
-        if let Some(mut session) = self.session {
-            // An export carries each session's latest reply: it is a
-            // remembered reply of the record now.
-            if let Some(last) = session.last_reply.take() {
-                let sent_at_ms = session.last_activity_ms;
-                record.remember(&last.message_sid, &last.twiml, sent_at_ms, keeping);
-            }
-            record.session = Some(session);
-        }
-        for (name, at) in self.limits {
-            match record.limits.time_mut(&name) {
-                Some(time) => *time = at,
-                None => tracing::warn!("skipping an unknown rate-limit entry {name:?}"),
-            }
-        }
-        if self.opted_out_at_ms.is_some() {
-            record.opted_out_at_ms = self.opted_out_at_ms;
-        }
-    }
 }
 
 /// Counts the records that hold a session.

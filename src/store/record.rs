@@ -141,6 +141,50 @@ impl PhoneRecord {
         self.replies.drain(..excess);
     }
 
+    /// Puts `pieces` (what a restore or the move of an older data dir found
+    /// for this phone) into the record: each part present replaces this
+    /// one's (a time of 0 is absent); the session's latest reply, which
+    /// rode in the session before records, becomes a remembered reply; the
+    /// replies are merged, keeping the newest `max_replies` still live.
+    pub fn absorb(&mut self, mut pieces: PhoneRecord, keeping: Keeping, now_ms: u64) {
+        if let Some(mut session) = pieces.session.take() {
+            if let Some(last) = session.last_reply.take() {
+                pieces.replies.push(RememberedReply {
+                    message_sid: last.message_sid,
+                    twiml: last.twiml.into(),
+                    expires_at_ms: session
+                        .last_activity_ms
+                        .saturating_add(keeping.dedupe_ttl_ms),
+                });
+            }
+            self.session = Some(session);
+        }
+        for (name, at) in pieces.limits.times() {
+            if let Some(time) = self.limits.time_mut(name).filter(|_| at != 0) {
+                *time = at;
+            }
+        }
+        if pieces.opted_out_at_ms.is_some() {
+            self.opted_out_at_ms = pieces.opted_out_at_ms;
+        }
+        for reply in pieces.replies {
+            if !self
+                .replies
+                .iter()
+                .any(|r| r.message_sid == reply.message_sid)
+            {
+                self.replies.push(reply);
+            }
+        }
+        self.replies.retain(|r| r.expires_at_ms > now_ms);
+        self.replies.sort_by_key(|r| r.expires_at_ms);
+        let excess = self
+            .replies
+            .len()
+            .saturating_sub(keeping.max_replies.max(1));
+        self.replies.drain(..excess);
+    }
+
     /// Until when (ms) anything in the record is live; `None` while the
     /// phone is opted out, which lasts until START.
     pub fn live_until(&self) -> Option<u64> {

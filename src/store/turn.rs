@@ -67,10 +67,9 @@ impl<'a> Turn<'a> {
 
     /// The record to change: a copy of the stored one, or a new one.
     fn record_mut(&mut self) -> &mut PhoneRecord {
-        if self.changed.is_none() {
-            self.changed = Some(self.stored.as_deref().cloned().unwrap_or_default());
-        }
-        self.changed.get_or_insert_with(PhoneRecord::default)
+        let stored = &self.stored;
+        self.changed
+            .get_or_insert_with(|| stored.as_deref().cloned().unwrap_or_default())
     }
 
     /// The reply already sent to this phone for `message_sid`, while it is
