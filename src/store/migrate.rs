@@ -463,7 +463,15 @@ mod tests {
 
     fn migrated(stop: Stop) -> (Vec<(Vec<u8>, PhoneRecord)>, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
-        let open = || sled::Config::new().path(dir.path()).open().unwrap();
+        // Through the data dir's own open, which waits out the lock a
+        // database closed a moment ago may still hold.
+        let open = || {
+            super::super::open(&crate::config::StorageConfig {
+                data_dir: dir.path().to_owned(),
+                ..Default::default()
+            })
+            .unwrap()
+        };
         {
             let db = open();
             old_layout(&db);
