@@ -13,6 +13,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// A source of wall-clock time in milliseconds since the Unix epoch.
 pub trait Clock: Send + Sync + Debug + 'static {
     fn now_ms(&self) -> u64;
+
+    /// How far this clock is from the system's (ms): 0 but for a test's
+    /// clock. A shared store keeps time by its server's clock and adds
+    /// this, so tests move a shared store's time as they move their own.
+    fn offset_from_system_ms(&self) -> i64 {
+        0
+    }
 }
 
 /// The clock every component shares.
@@ -62,6 +69,13 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.now_ms.load(Ordering::SeqCst)
+    }
+
+    fn offset_from_system_ms(&self) -> i64 {
+        let system = i64::try_from(SystemClock.now_ms()).unwrap_or(i64::MAX);
+        i64::try_from(self.now_ms())
+            .unwrap_or(i64::MAX)
+            .saturating_sub(system)
     }
 }
 

@@ -207,6 +207,53 @@ pub struct StorageConfig {
     /// writes again.
     #[serde(with = "humantime_serde")]
     pub check_every: Duration,
+    /// Where phone records (sessions, limits, opt-outs, remembered
+    /// replies) live: this machine's sled data dir, or a shared Redis.
+    pub backend: Backend,
+    /// `redis://host:6379/0`, `rediss://` for TLS, or `unix:///path`; a
+    /// password may be in the URL or in `redis_password`.
+    pub redis_url: Secret,
+    /// Prefer `ROSTER_STORAGE__REDIS_PASSWORD`; overrides the URL's.
+    pub redis_password: Secret,
+    /// Put before every key, so several organisations can share a Redis.
+    pub redis_prefix: String,
+    /// How long one command to Redis may take before the message gets a 503.
+    #[serde(with = "humantime_serde")]
+    pub redis_timeout: Duration,
+}
+
+/// Where phone records are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Backend {
+    /// The embedded sled database under `storage.data_dir`.
+    #[default]
+    Sled,
+    /// A Redis or Valkey server that several instances share.
+    Redis,
+}
+
+impl From<Backend> for String {
+    fn from(value: Backend) -> Self {
+        match value {
+            Backend::Sled => "sled".to_owned(),
+            Backend::Redis => "redis".to_owned(),
+        }
+    }
+}
+
+impl TryFrom<String> for Backend {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "sled" => Ok(Backend::Sled),
+            "redis" | "valkey" => Ok(Backend::Redis),
+            _ => Err(format!(
+                "`{value}` is not a storage backend; allowed: \"sled\" or \"redis\""
+            )),
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -217,6 +264,11 @@ impl Default for StorageConfig {
             cache_bytes: 64 * 1024 * 1024,
             flush_every: Duration::from_millis(500),
             check_every: Duration::from_secs(2),
+            backend: Backend::Sled,
+            redis_url: Secret::default(),
+            redis_password: Secret::default(),
+            redis_prefix: "roster:".to_owned(),
+            redis_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -772,6 +824,26 @@ impl Config {
             "storage.check_every",
             secs(self.storage.check_every),
             "a duration from 10ms to 1h",
+        )?;
+        let st = &self.storage;
+        check(
+            st.backend != Backend::Redis || st.redis_url.expose().is_some(),
+            "storage.redis_url",
+            "(empty)",
+            "a redis://, rediss:// or unix:// URL when storage.backend is \"redis\"",
+        )?;
+        check(
+            st.redis_prefix.len() <= 64 && !st.redis_prefix.contains(char::is_whitespace),
+            "storage.redis_prefix",
+            &st.redis_prefix,
+            "at most 64 characters, no spaces",
+        )?;
+        check(
+            st.redis_timeout >= Duration::from_millis(10)
+                && st.redis_timeout <= Duration::from_secs(60),
+            "storage.redis_timeout",
+            secs(st.redis_timeout),
+            "a duration from 10ms to 1m",
         )?;
         let ses = &self.session;
         check(

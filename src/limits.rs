@@ -238,7 +238,13 @@ impl Limits {
     /// Now, in ns since the epoch, never earlier than a reading handed out
     /// before.
     pub fn now_ns(&self) -> u64 {
-        let reading = self.clock.now_ms().saturating_mul(1_000_000);
+        self.at(self.clock.now_ms())
+    }
+
+    /// `now_ms` (a turn's time: this process's clock, or a shared store's
+    /// server clock) in ns, never earlier than a reading handed out before.
+    pub fn at(&self, now_ms: u64) -> u64 {
+        let reading = now_ms.saturating_mul(1_000_000);
         let previous = self.latest_ns.fetch_max(reading, Ordering::AcqRel);
         previous.max(reading)
     }

@@ -18,13 +18,14 @@ use serde_json::json;
 
 use crate::cli::client::{AdminClient, ClientError};
 use crate::clock::{SharedClock, SystemClock};
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::directory::{Directory, RowUnit};
 use crate::http::views::{LimitsOf, PhoneLimits, SessionDetail, SessionList, SessionRow, Stats};
 use crate::limits::Limits;
 use crate::phone::PhoneNumber;
 use crate::store::Store;
 use crate::store::export;
+use crate::store::shared::SharedRecords;
 use crate::store::{self as storage, StorageError};
 
 /// Where a command reads from and how it prints.
@@ -55,6 +56,13 @@ impl LocalState {
             reason: e,
         };
         let sessions = Store::open(&db, config, clock.clone()).map_err(|e| other(e.to_string()))?;
+        let sessions = match config.storage.backend {
+            Backend::Sled => sessions,
+            Backend::Redis => sessions.with_shared(
+                SharedRecords::connect(&config.storage, config.server.request_timeout)
+                    .map_err(|e| other(e.to_string()))?,
+            ),
+        };
         let limits = Limits::new(&config.limits, clock.clone());
         Ok(LocalState {
             sessions,
@@ -113,7 +121,8 @@ pub async fn sessions_list(target: &Target, limit: usize) -> anyhow::Result<Exit
         Source::Local(local) => SessionList {
             sessions: local
                 .sessions
-                .list(None, limit)?
+                .list(None, limit)
+                .await?
                 .iter()
                 .map(SessionRow::from)
                 .collect(),

@@ -169,7 +169,7 @@ async fn list_sessions(
         Some(text) => Some(parse_phone(&app, text)?),
         None => None,
     };
-    let sessions = app.sessions.list(cursor.as_ref(), limit)?;
+    let sessions = app.sessions.list(cursor.as_ref(), limit).await?;
     let next_cursor = (sessions.len() == limit)
         .then(|| sessions.last().map(|s| s.phone.e164()))
         .flatten();

@@ -24,7 +24,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::admin;
 use super::state::{AppState, load_assistant, log_rejections};
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Backend, Config};
 use crate::directory::LoadError;
 use crate::http::connections::{self, Pending, Tracker};
 use crate::http::dashboard::{self, Dashboard, Figures};
@@ -33,6 +33,7 @@ use crate::http::webhook;
 use crate::limits::Limits;
 use crate::models::{ModelMetrics, Models};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
+use crate::store::shared::SharedRecords;
 use crate::store::{self as storage, StorageError};
 use crate::store::{Store, StoreError};
 use crate::twilio::SignatureVerifier;
@@ -98,6 +99,13 @@ impl App {
             &config,
             options.clock.clone(),
         )?;
+        let sessions = match config.storage.backend {
+            Backend::Sled => sessions,
+            Backend::Redis => sessions.with_shared(SharedRecords::connect(
+                &config.storage,
+                config.server.request_timeout,
+            )?),
+        };
         let limits = Limits::new(&config.limits, options.clock.clone());
         let sessions = Arc::new(sessions);
         let figures = Figures::open(
@@ -348,7 +356,8 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let members = app.assistant().directory().len();
     // A read proves the store answers; sled keeps it open until we drop it.
     let failure = app.sessions.health().failure();
-    let storage_ok = failure.is_none() && app.sessions.readable();
+    let shared_failure = app.sessions.shared_failure();
+    let storage_ok = failure.is_none() && shared_failure.is_none() && app.sessions.readable();
     let ready = members > 0 && storage_ok;
     let status = if ready {
         StatusCode::OK
@@ -360,6 +369,9 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
         "members": members,
         "storage": if storage_ok { "open" } else { "failing" },
     });
+    if let Some(reason) = shared_failure {
+        body["storageFailure"] = serde_json::json!({ "kind": "redis", "reason": reason });
+    }
     if let Some(failure) = failure {
         body["storageFailure"] = serde_json::json!({
             "kind": failure.kind.as_str(),

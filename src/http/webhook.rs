@@ -249,7 +249,9 @@ async fn handle_message(
     // A member's message ends in a write: refuse it before spending quota
     // when storage is out of service.
     app.sessions.writable()?;
-    let now_ns = app.limits.now_ns();
+    // The turn's time: with a shared store, Redis's clock, which every
+    // instance's limits then agree on.
+    let now_ns = app.limits.at(turn.now_ms());
     let messages = &app.limits.messages;
     if let Verdict::Refused { wait, notify } =
         turn.check(|l| &mut l.messages, |bucket| messages.check(bucket, now_ns))

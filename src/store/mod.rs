@@ -66,6 +66,7 @@ pub mod health;
 mod locks;
 mod migrate;
 pub mod record;
+pub mod shared;
 mod sweeper;
 pub(crate) mod trees;
 mod turn;
@@ -85,6 +86,7 @@ use self::disk::Disk;
 use self::health::{DataDirIdentity, FailureKind, StorageHealth};
 pub use self::locks::{PhoneLocks, PhoneTurn};
 use self::record::{Keeping, LimitState, PhoneRecord};
+use self::shared::{Lease, SharedRecords};
 pub use self::turn::Turn;
 use crate::clock::{SharedClock, duration_ms};
 use crate::config::{Config, Durability};
@@ -216,6 +218,9 @@ pub struct StoreStats {
     pub swept_messages: u64,
     /// Durable flushes run by the group committer.
     pub flushes: u64,
+    /// Round trips to the shared Redis since start (0 with sled).
+    #[serde(default)]
+    pub redis_round_trips: u64,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +232,9 @@ struct Counters {
     swept_sessions: AtomicU64,
     swept_messages: AtomicU64,
 }
+
+/// One stored record, or why it could not be read.
+pub type RecordItem = Result<(PhoneNumber, PhoneRecord), StoreError>;
 
 /// What one sweep removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -261,6 +269,10 @@ pub struct Store {
     /// MessageSids of exchanges written but never confirmed durable (their
     /// flush failed): a redelivery of one is refused, not answered.
     unconfirmed: Mutex<HashSet<String>>,
+    /// With `storage.backend = "redis"`: where the records live instead of
+    /// the `phones` tree (the data dir then keeps only this instance's
+    /// own trees: figures, vectors, outbox).
+    shared: Option<Arc<SharedRecords>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -376,15 +388,54 @@ impl Store {
             counters,
             opted_out: Mutex::new(opted_out),
             unconfirmed: Mutex::new(HashSet::new()),
+            shared: None,
         })
     }
 
+    /// The same store with its phone records in a shared Redis.
+    pub fn with_shared(mut self, shared: SharedRecords) -> Store {
+        self.shared = Some(Arc::new(shared));
+        self
+    }
+
+    /// The shared Redis the records are in, if they are.
+    pub fn shared(&self) -> Option<&SharedRecords> {
+        self.shared.as_deref()
+    }
+
     /// Waits for this phone's turn and loads its record: what the webhook
-    /// reads and changes, committed once at the end.
+    /// reads and changes, committed once at the end. With a shared store
+    /// the turn is cluster-wide: this process's lock, then the phone's
+    /// lease in Redis.
     pub async fn turn(&self, phone: PhoneNumber) -> Result<Turn<'_>, StoreError> {
         let lock = self.locks.lock(phone).await;
-        let stored = self.load(&phone).await?;
-        Ok(Turn::new(self, phone, lock, stored))
+        match &self.shared {
+            None => {
+                let stored = self.load(&phone).await?;
+                Ok(Turn::new(
+                    self,
+                    phone,
+                    lock,
+                    stored,
+                    None,
+                    self.clock.now_ms(),
+                ))
+            }
+            Some(shared) => {
+                let begun = shared
+                    .begin(phone, self.clock.offset_from_system_ms())
+                    .await?;
+                let stored = begun.record.map(Arc::new);
+                Ok(Turn::new(
+                    self,
+                    phone,
+                    lock,
+                    stored,
+                    Some(begun.lease),
+                    begun.now_ms,
+                ))
+            }
+        }
     }
 
     pub fn ttl_ms(&self) -> u64 {
@@ -444,7 +495,13 @@ impl Store {
         stored: Option<&PhoneRecord>,
         mut record: PhoneRecord,
         message_sid: Option<&str>,
+        lease: Option<&mut Lease>,
+        now_ms: u64,
     ) -> Result<Arc<PhoneRecord>, StoreError> {
+        if let (Some(shared), Some(lease)) = (&self.shared, lease) {
+            shared.commit(lease, &mut record, now_ms).await?;
+            return Ok(Arc::new(record));
+        }
         let committed = async {
             let record = self.disk.write(|| {
                 self.write_record(&phone, stored, &mut record)
@@ -524,7 +581,15 @@ impl Store {
     /// `Err` at once when storage is out of service (nothing would be
     /// written): for a caller about to do work that ends in a write.
     pub fn writable(&self) -> Result<(), StoreError> {
+        if let Some(reason) = self.shared_failure() {
+            return Err(StoreError::Unavailable(reason));
+        }
         self.disk.writable()
+    }
+
+    /// Why the shared store is failing, if it is (for `/readyz`).
+    pub fn shared_failure(&self) -> Option<String> {
+        self.shared.as_ref().and_then(|s| s.failure())
     }
 
     /// Whether the data dir can still be written, and why not.
@@ -671,6 +736,9 @@ impl Store {
 
     /// Phones opted out now, for `/metrics`.
     pub fn opted_out_count(&self) -> u64 {
+        if let Some(shared) = &self.shared {
+            return shared.opted_out();
+        }
         self.opted_out
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -686,6 +754,15 @@ impl Store {
         records: impl IntoIterator<Item = (PhoneNumber, PhoneRecord)>,
     ) -> Result<u64, StoreError> {
         let mut written = 0;
+        if self.shared.is_some() {
+            for (phone, pieces) in records {
+                let mut turn = self.turn(phone).await?;
+                turn.absorb(pieces, self.keeping());
+                turn.commit().await?;
+                written += 1;
+            }
+            return Ok(written);
+        }
         for (phone, pieces) in records {
             let _turn = self.locks.lock(phone).await;
             let stored = self.read_stored(&phone)?;
@@ -717,38 +794,31 @@ impl Store {
         .await
     }
 
-    /// Every stored record in phone order, read straight from disk (export,
-    /// checks), with what is over at `now` left out by the caller.
-    pub fn records(
+    /// Up to `limit` stored records after `after`, in phone order, as
+    /// stored (export, listing); what is over by now is for the caller to
+    /// leave out. An empty page is the end.
+    pub async fn records_after(
         &self,
-    ) -> impl Iterator<Item = Result<(PhoneNumber, PhoneRecord), StoreError>> + '_ {
-        self.tree.scan_prefix([RECORD]).map(|item| {
-            let (key, bytes) = item?;
-            let phone = parse_phone_key(&key).ok_or_else(|| CodecError::Corrupt {
-                what: "phone record",
-                reason: format!("its key is not a phone number ({} bytes)", key.len()),
-            })?;
-            Ok((phone, PhoneRecord::decode(&bytes)?))
-        })
-    }
-
-    /// Every live session in phone order, read straight from disk (export).
-    pub fn live_sessions(&self) -> impl Iterator<Item = Result<Session, StoreError>> + '_ {
-        let now = self.clock.now_ms();
-        self.records().filter_map(move |item| match item {
-            Ok((_, record)) => record.session.filter(|s| !s.is_expired(now)).map(Ok),
-            Err(e) => Some(Err(e)),
-        })
-    }
-
-    /// Live sessions after `cursor` in phone order, at most `limit`.
-    pub fn list(
-        &self,
-        cursor: Option<&PhoneNumber>,
+        after: Option<&PhoneNumber>,
         limit: usize,
-    ) -> Result<Vec<Session>, StoreError> {
-        let now = self.clock.now_ms();
-        let start = cursor.map_or_else(
+    ) -> Result<Vec<(PhoneNumber, PhoneRecord)>, StoreError> {
+        if let Some(shared) = &self.shared {
+            // Phones whose record expired are skipped; keep paging until
+            // a page has records or the phones run out.
+            let mut after = after.copied();
+            loop {
+                let phones = shared.phones_after(after.as_ref(), limit).await?;
+                let Some(last) = phones.last().copied() else {
+                    return Ok(Vec::new());
+                };
+                let records = shared.read(&phones).await?;
+                if !records.is_empty() {
+                    return Ok(records);
+                }
+                after = Some(last);
+            }
+        }
+        let start = after.map_or_else(
             || vec![RECORD],
             |c| {
                 let mut key = record_key(c);
@@ -756,26 +826,117 @@ impl Store {
                 key
             },
         );
+        let mut records = Vec::new();
+        for item in self.tree.range(start..vec![RECORD + 1]).take(limit) {
+            let (key, bytes) = item?;
+            let phone = parse_phone_key(&key).ok_or_else(|| CodecError::Corrupt {
+                what: "phone record",
+                reason: format!("its key is not a phone number ({} bytes)", key.len()),
+            })?;
+            records.push((phone, PhoneRecord::decode(&bytes)?));
+        }
+        Ok(records)
+    }
+
+    /// Every stored record in phone order, as stored (export, checks), with
+    /// what is over at `now` left out by the caller. With a shared store
+    /// each page is fetched from Redis in place, so call this where
+    /// blocking is allowed (a blocking thread, or a multi-threaded runtime).
+    pub fn records(&self) -> Box<dyn Iterator<Item = RecordItem> + Send + '_> {
+        if self.shared.is_none() {
+            return Box::new(self.tree.scan_prefix([RECORD]).map(|item| {
+                let (key, bytes) = item?;
+                let phone = parse_phone_key(&key).ok_or_else(|| CodecError::Corrupt {
+                    what: "phone record",
+                    reason: format!("its key is not a phone number ({} bytes)", key.len()),
+                })?;
+                Ok((phone, PhoneRecord::decode(&bytes)?))
+            }));
+        }
+        let mut after: Option<PhoneNumber> = None;
+        let mut done = false;
+        let pages = std::iter::from_fn(move || {
+            if done {
+                return None;
+            }
+            let page = match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => tokio::task::block_in_place(|| {
+                    runtime.block_on(self.records_after(after.as_ref(), 500))
+                }),
+                Err(e) => Err(StoreError::Task(format!("no runtime to reach Redis: {e}"))),
+            };
+            match page {
+                Ok(page) if page.is_empty() => None,
+                Ok(page) => {
+                    after = page.last().map(|(phone, _)| *phone);
+                    Some(page.into_iter().map(Ok).collect::<Vec<_>>())
+                }
+                Err(e) => {
+                    done = true;
+                    Some(vec![Err(e)])
+                }
+            }
+        });
+        Box::new(pages.flatten())
+    }
+
+    /// The store's time now: the shared store's server clock as of its
+    /// last answer is not tracked, so this process's clock.
+    fn live_now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Live sessions after `cursor` in phone order, at most `limit`.
+    pub async fn list(
+        &self,
+        cursor: Option<&PhoneNumber>,
+        limit: usize,
+    ) -> Result<Vec<Session>, StoreError> {
         let mut sessions = Vec::new();
-        for item in self.tree.range(start..vec![RECORD + 1]) {
-            let (_, bytes) = item?;
-            let record = PhoneRecord::decode(&bytes)?;
-            if let Some(session) = record.session.filter(|s| !s.is_expired(now)) {
-                sessions.push(session);
-                if sessions.len() >= limit {
-                    break;
+        self.each_live_session(cursor, |session| {
+            sessions.push(session);
+            sessions.len() < limit
+        })
+        .await?;
+        Ok(sessions)
+    }
+
+    /// Calls `visit` with each live session after `cursor` in phone order
+    /// until it returns false.
+    pub async fn each_live_session(
+        &self,
+        cursor: Option<&PhoneNumber>,
+        mut visit: impl FnMut(Session) -> bool,
+    ) -> Result<(), StoreError> {
+        const PAGE: usize = 500;
+        let now = self.live_now();
+        let mut after = cursor.copied();
+        loop {
+            let page = self.records_after(after.as_ref(), PAGE).await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(*last);
+            for (_, record) in page {
+                if let Some(session) = record.session.filter(|s| !s.is_expired(now))
+                    && !visit(session)
+                {
+                    return Ok(());
                 }
             }
         }
-        Ok(sessions)
     }
 
     pub fn stats(&self) -> StoreStats {
         let c = &self.counters;
         let hits = c.cache_hits.load(Ordering::Relaxed);
         let misses = c.cache_misses.load(Ordering::Relaxed);
+        let stored_sessions = match &self.shared {
+            Some(shared) => shared.live_sessions(),
+            None => c.stored_sessions.load(Ordering::Relaxed),
+        };
         StoreStats {
-            stored_sessions: c.stored_sessions.load(Ordering::Relaxed),
+            stored_sessions,
             cache_entries: self.cache.entry_count(),
             cache_hits: hits,
             cache_misses: misses,
@@ -788,12 +949,19 @@ impl Store {
             swept_sessions: c.swept_sessions.load(Ordering::Relaxed),
             swept_messages: c.swept_messages.load(Ordering::Relaxed),
             flushes: self.commits.flushes.load(Ordering::Relaxed),
+            redis_round_trips: self.shared.as_ref().map_or(0, |s| s.round_trips()),
         }
     }
 
     /// Removes everything due by now, in batches of `session.sweep_batch`,
     /// yielding between them so requests keep flowing.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        if let Some(shared) = &self.shared {
+            // Redis expires the records itself; what is left is the indexes.
+            shared.housekeep(self.clock.offset_from_system_ms()).await?;
+            self.counters.sweeps.fetch_add(1, Ordering::Relaxed);
+            return Ok(SweepReport::default());
+        }
         // Nothing is removed from a store out of service.
         self.disk.healthy()?;
         let mut report = SweepReport::default();
@@ -931,7 +1099,28 @@ impl Store {
             shutdown.clone(),
         );
         let sweeper = sweeper::run(Arc::clone(&self), sweep_every, shutdown.clone());
-        tokio::join!(self.commits.run(shutdown), sweeper, watcher);
+        let shared = self.watch_shared(check_every, shutdown.clone());
+        tokio::join!(self.commits.run(shutdown), sweeper, watcher, shared);
+    }
+
+    /// With a shared store: asks Redis every `check_every`, so that
+    /// `/readyz` and the counts follow it (and a lost Redis is noticed
+    /// even while no message comes).
+    async fn watch_shared(&self, check_every: Duration, mut shutdown: Shutdown) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut tick = tokio::time::interval(check_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    // A failure is logged and reported by `shared` itself.
+                    let _ = shared.housekeep(self.clock.offset_from_system_ms()).await;
+                }
+                () = shutdown.recv() => return,
+            }
+        }
     }
 
     /// Flushes everything written so far to disk.

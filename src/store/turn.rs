@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::record::{Bucket, LimitState, PhoneRecord};
+use super::shared::Lease;
 use super::{PhoneTurn, Store, StoreError};
 use crate::conversation::Session;
 use crate::directory::Member;
@@ -27,6 +28,8 @@ pub struct Turn<'a> {
     changed: Option<PhoneRecord>,
     /// The MessageSid whose reply this turn remembers.
     message_sid: Option<String>,
+    /// With a shared store, the phone's lease in it.
+    lease: Option<Lease>,
 }
 
 impl std::fmt::Debug for Turn<'_> {
@@ -39,21 +42,32 @@ impl std::fmt::Debug for Turn<'_> {
 }
 
 impl<'a> Turn<'a> {
+    /// The turn of `phone`, whose lock is held, at `now_ms` (the store's
+    /// time: the shared store's server clock, or this process's).
     pub(super) fn new(
         store: &'a Store,
         phone: PhoneNumber,
         lock: PhoneTurn<'a>,
         stored: Option<Arc<PhoneRecord>>,
+        lease: Option<Lease>,
+        now_ms: u64,
     ) -> Turn<'a> {
         Turn {
             store,
             phone,
             _lock: lock,
-            now_ms: store.clock.now_ms(),
+            now_ms,
             stored,
             changed: None,
             message_sid: None,
+            lease,
         }
+    }
+
+    /// The turn's time (ms since the epoch): what its expiries and limits
+    /// are reckoned from.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
     }
 
     pub fn phone(&self) -> PhoneNumber {
@@ -158,6 +172,12 @@ impl<'a> Turn<'a> {
         was
     }
 
+    /// Merges restored pieces into the record ([`PhoneRecord::absorb`]).
+    pub(super) fn absorb(&mut self, pieces: PhoneRecord, keeping: super::record::Keeping) {
+        let now = self.now_ms;
+        self.record_mut().absorb(pieces, keeping, now);
+    }
+
     /// Forgets the session (an operator's delete); limits, opt-out and
     /// remembered replies stay.
     pub fn forget_session(&mut self) {
@@ -183,9 +203,31 @@ impl<'a> Turn<'a> {
                 self.stored.as_deref(),
                 record,
                 self.message_sid.take().as_deref(),
+                self.lease.as_mut(),
+                self.now_ms,
             )
             .await?;
         self.stored = Some(committed);
         Ok(())
+    }
+}
+
+/// A turn that wrote nothing gives its shared lease back, in the
+/// background: the answer need not wait for it.
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let Some(lease) = self.lease.take().filter(|l| !l.is_released()) else {
+            return;
+        };
+        let Some(shared) = self.store.shared.clone() else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = shared.release(&lease).await {
+                    tracing::warn!("a turn's lease was not released (it runs out by itself): {e}");
+                }
+            });
+        }
     }
 }

@@ -27,6 +27,7 @@ mod opt_out;
 mod phone;
 mod session_store;
 mod sessions_http;
+mod shared_store;
 mod signature;
 mod soak;
 mod storage_faults;

@@ -965,13 +965,17 @@ fn reference(app: &AppState, phone: &PhoneNumber) -> String {
 
 /// The live session a reference names.
 async fn session_by_reference(app: &AppState, wanted: &str) -> Option<Session> {
-    let phone = app
-        .sessions
-        .live_sessions()
-        .filter_map(Result::ok)
-        .find(|s| reference(app, &s.phone) == wanted)
-        .map(|s| s.phone)?;
-    app.sessions.get(&phone).await.ok().flatten()
+    let mut found = None;
+    app.sessions
+        .each_live_session(None, |s| {
+            if reference(app, &s.phone) == wanted {
+                found = Some(s.phone);
+            }
+            found.is_none()
+        })
+        .await
+        .ok()?;
+    app.sessions.get(&found?).await.ok().flatten()
 }
 
 struct SessionRow {
@@ -1003,7 +1007,7 @@ struct SessionsPage {
     lookup: Option<LookupResult>,
 }
 
-fn sessions_page(
+async fn sessions_page(
     app: &AppState,
     session: &SignedIn,
     notice: Option<&str>,
@@ -1014,6 +1018,7 @@ fn sessions_page(
     let listed = app
         .sessions
         .list(None, skip.saturating_add(PAGE_SIZE + 1))
+        .await
         .map_err(|e| e.to_string())?;
     let more = listed.len() > skip + PAGE_SIZE;
     let rows = listed
@@ -1061,7 +1066,7 @@ pub(super) async fn sessions(
         return to_login();
     };
     let page = query.page.unwrap_or(0).min(100_000);
-    match sessions_page(&app, &session, query.notice.as_deref(), page, None) {
+    match sessions_page(&app, &session, query.notice.as_deref(), page, None).await {
         Ok(page) => render(&page),
         Err(e) => storage_failure(&app, &e),
     }
@@ -1126,7 +1131,7 @@ pub(super) async fn lookup(
             error: Some(format!("That is not a phone number: {e}")),
         },
     };
-    match sessions_page(&app, &session, None, 0, Some(result)) {
+    match sessions_page(&app, &session, None, 0, Some(result)).await {
         Ok(page) => render(&page),
         Err(e) => storage_failure(&app, &e),
     }

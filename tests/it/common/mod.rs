@@ -14,6 +14,7 @@ use roster::twilio::SignatureVerifier;
 
 pub mod dashboard;
 pub mod process;
+pub mod redis;
 
 pub const AUTH_TOKEN: &str = "test-auth-token-0123456789abcdef";
 /// A member of tests/fixtures/members.csv (Sanjay Gupta, active).
@@ -55,6 +56,9 @@ pub struct TestApp {
     handle: tokio::task::JoinHandle<anyhow::Result<()>>,
     verifier: SignatureVerifier,
     next_sid: AtomicU64,
+    /// Distinct per app, so that apps sharing a store never reuse a
+    /// MessageSid by accident.
+    sid_base: u32,
 }
 
 /// Starts the app with the test configuration.
@@ -122,6 +126,11 @@ pub async fn spawn_app_at(
         handle,
         verifier: SignatureVerifier::new(AUTH_TOKEN),
         next_sid: AtomicU64::new(1),
+        sid_base: {
+            let mut bytes = [0u8; 4];
+            getrandom::fill(&mut bytes).expect("randomness");
+            u32::from_le_bytes(bytes)
+        },
     }
 }
 
@@ -185,7 +194,8 @@ impl TestApp {
     }
 
     pub fn new_sid(&self) -> String {
-        format!("SM{:032x}", self.next_sid.fetch_add(1, Ordering::Relaxed))
+        let n = self.next_sid.fetch_add(1, Ordering::Relaxed);
+        format!("SM{:08x}{n:024x}", self.sid_base)
     }
 
     /// Sends `body` from `from` with a fresh MessageSid, signed as Twilio signs.
