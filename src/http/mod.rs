@@ -11,6 +11,7 @@
 //! | `metrics` | `GET /metrics` |
 //! | [`connections`] | open connections, their cap, idle eviction, overload shedding |
 //! | `dashboard` | the organisers' pages and the figures they show |
+//! | `directory_sync` | with a shared store: the same directory on every instance |
 //!
 //! Modules outside this folder use it only to start a server (`main`, the
 //! CLI's chat simulator) and to read the admin API's views (the CLI).
@@ -18,6 +19,7 @@
 pub(crate) mod admin;
 pub mod connections;
 pub(crate) mod dashboard;
+mod directory_sync;
 pub(crate) mod metrics;
 mod server;
 mod state;

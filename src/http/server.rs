@@ -230,6 +230,10 @@ impl App {
             .outbox
             .clone()
             .map(|outbox| tokio::spawn(outbox.run(tasks_shutdown.clone())));
+        let directory = tokio::spawn(super::directory_sync::follow(
+            state.clone(),
+            tasks_shutdown.clone(),
+        ));
         let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown));
         let health = Arc::clone(state.sessions.health());
         // A storage failure ends in a restart once the disk takes writes.
@@ -254,7 +258,7 @@ impl App {
             }
         };
         tasks_trigger.fire();
-        for task in [store, figures] {
+        for task in [store, figures, directory] {
             if let Err(e) = task.await {
                 tracing::error!("background task failed: {e}");
             }

@@ -53,8 +53,19 @@ impl AppState {
     }
 
     /// Loads the directory file again off to the side and swaps it in; on
-    /// any error the directory in use stays and the error says why.
+    /// any error the directory in use stays and the error says why. With a
+    /// shared store, a file that loaded is then published, and every other
+    /// instance swaps in the same one (`directory_sync`); a bad file
+    /// changes nothing anywhere.
     pub async fn reload_directory(&self) -> Result<Arc<Assistant>, LoadError> {
+        let assistant = self.load_directory().await?;
+        super::directory_sync::publish(self).await;
+        Ok(assistant)
+    }
+
+    /// [`AppState::reload_directory`] without publishing: for a file that
+    /// came from another instance.
+    pub(super) async fn load_directory(&self) -> Result<Arc<Assistant>, LoadError> {
         let config = Arc::clone(&self.config);
         let loaded = tokio::task::spawn_blocking(move || load_assistant(&config))
             .await

@@ -159,6 +159,7 @@ pub struct Begun {
 
 /// The records of every phone, in a shared Redis.
 pub struct SharedRecords {
+    client: redis::Client,
     connection: ConnectionManager,
     prefix: String,
     /// The URL with any password replaced, for messages.
@@ -245,10 +246,11 @@ impl SharedRecords {
             .set_response_timeout(Some(config.redis_timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_lazy_with_config(client, manager)
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager)
             .map_err(|e| unreachable(&e))?;
         tracing::info!(url = %shown_url, prefix = %config.redis_prefix, "phone records in Redis");
         Ok(SharedRecords {
+            client,
             connection,
             prefix: config.redis_prefix.clone(),
             shown_url,
@@ -515,6 +517,73 @@ impl SharedRecords {
         Ok(records)
     }
 
+    /// Makes `file` (a directory file that loaded cleanly here) the one
+    /// every instance uses: stored under `directory:file` with its hash in
+    /// `directory:hash`, in one transaction, and the hash published on the
+    /// `directory` channel.
+    pub async fn publish_directory(&self, file: &[u8]) -> Result<String, StoreError> {
+        let hash = content_hash(file);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .set(self.index("directory:file"), file)
+            .ignore()
+            .set(self.index("directory:hash"), &hash)
+            .ignore()
+            .publish(self.index("directory"), &hash)
+            .ignore();
+        self.pipeline::<()>("publish the directory", &pipe).await?;
+        Ok(hash)
+    }
+
+    /// The directory file last published, with its hash.
+    pub async fn published_directory(&self) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.get(self.index("directory:hash"))
+            .get(self.index("directory:file"));
+        let (hash, file): (Option<String>, Option<Vec<u8>>) =
+            self.pipeline("read the directory", &pipe).await?;
+        Ok(hash.zip(file))
+    }
+
+    /// The hashes published on the `directory` channel from now on; the
+    /// stream ends when the connection is lost (subscribe again).
+    pub async fn directory_changes(
+        &self,
+    ) -> Result<impl futures_util::Stream<Item = String> + Send + 'static, StoreError> {
+        let subscribed = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(self.index("directory")).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(self.timeout, subscribed)
+            .await
+            .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "no answer in time").into()))
+            .map_err(|e| self.note_failure("subscribe to directory changes", &e))?;
+        use futures_util::StreamExt;
+        Ok(pubsub
+            .into_on_message()
+            .filter_map(|message| std::future::ready(message.get_payload::<String>().ok())))
+    }
+
+    async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let result = tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
+            .await
+            .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "no answer in time").into()));
+        match result {
+            Ok(value) => {
+                self.note_ok();
+                Ok(value)
+            }
+            Err(e) => Err(self.note_failure(what, &e)),
+        }
+    }
+
     /// Script invocations and other commands sent, since start.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
@@ -541,6 +610,15 @@ impl Lease {
     pub fn is_released(&self) -> bool {
         self.released
     }
+}
+
+/// How a directory file is told apart from another: SHA-1 of its bytes.
+pub fn content_hash(bytes: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn integer(value: Option<&Value>) -> Option<i64> {

@@ -28,6 +28,12 @@ async fn spawn_shared(
 }
 
 fn shared_config(c: &mut Config, url: &str, prefix: &str) {
+    // A copy of the directory per instance: a published directory is
+    // written over the instance's own file.
+    let dir = c.storage.data_dir.parent().expect("the app's temp dir");
+    let members = dir.join("members.csv");
+    std::fs::copy(&c.directory.members_csv, &members).expect("copy the directory");
+    c.directory.members_csv = members;
     c.admin.token = ADMIN_TOKEN.to_owned();
     c.storage.backend = Backend::Redis;
     c.storage.redis_url = roster::config::Secret::new(url);
@@ -391,4 +397,84 @@ async fn an_export_from_sled_imports_into_redis_with_everything() {
         "still opted out: {}",
         stopped.1
     );
+}
+
+/// Members in the directory an app serves, from `/readyz`.
+async fn members(app: &TestApp) -> u64 {
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    ready["members"].as_u64().unwrap()
+}
+
+/// Waits (bounded) until `app` serves `count` members.
+async fn wait_for_members(app: &TestApp, count: u64) {
+    let started = Instant::now();
+    while members(app).await != count {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still {} members, not {count}",
+            members(app).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn reload(app: &TestApp) -> u16 {
+    app.client
+        .post(app.url("/admin/directory/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_reloaded_on_one_instance_reaches_every_instance() {
+    let Some(redis) =
+        RedisServer::start("a_directory_reloaded_on_one_instance_reaches_every_instance")
+    else {
+        return;
+    };
+    let a = spawn_shared(&redis, "org:", |_| {}).await;
+    let b = spawn_shared(&redis, "org:", |_| {}).await;
+    let before = members(&a).await;
+    assert_eq!(members(&b).await, before);
+
+    // A member added on A's file, and A reloaded.
+    let file = a.state.config.directory.members_csv.clone();
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    let last = text.lines().last().unwrap().to_owned();
+    let added = last
+        .replacen(&last[..last.find(',').unwrap()], "T999", 1)
+        .replace("+91 98450 000", "+91 98450 990");
+    assert_ne!(added, last, "the added row differs: {last}");
+    text.push_str(&added);
+    text.push('\n');
+    std::fs::write(&file, &text).unwrap();
+    assert_eq!(reload(&a).await, 200);
+    assert_eq!(members(&a).await, before + 1);
+    wait_for_members(&b, before + 1).await;
+    assert_eq!(
+        std::fs::read(&b.state.config.directory.members_csv).unwrap(),
+        text.as_bytes(),
+        "B keeps the same file"
+    );
+
+    // A file that does not load changes nothing anywhere.
+    std::fs::write(&file, "this is not a directory\n").unwrap();
+    assert_eq!(reload(&a).await, 422);
+    // An instance started now takes the last good one.
+    let c = spawn_shared(&redis, "org:", |_| {}).await;
+    wait_for_members(&c, before + 1).await;
+    assert_eq!(members(&a).await, before + 1);
+    assert_eq!(members(&b).await, before + 1);
 }
