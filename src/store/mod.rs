@@ -597,9 +597,13 @@ impl Store {
         self.disk.health()
     }
 
-    /// The dashboard's hourly figures, in this store's database.
+    /// The dashboard's hourly figures: in this store's database, or in the
+    /// shared Redis.
     pub(crate) fn hour_tree(&self) -> Result<trees::HourTree, StorageError> {
-        trees::HourTree::open(self.tree_db())
+        match &self.shared {
+            Some(shared) => Ok(trees::HourTree::Shared(Box::new(shared.hours()))),
+            None => trees::HourTree::open(self.tree_db()),
+        }
     }
 
     /// The cache of embedding vectors, in this store's database.

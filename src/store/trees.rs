@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::dir::StorageError;
+use super::shared::{OthersHour, SharedHours};
 
 /// Member-profile vectors already computed, in the `embeddings` tree: key
 /// = model name, a zero byte, SHA-1 of the text embedded; value = a version
@@ -143,16 +144,18 @@ impl OutboxTree {
     }
 }
 
-/// A tree of values keyed by a number (big-endian, so in order): the
-/// dashboard's hourly figures, one value per hour.
-pub(crate) struct HourTree {
-    tree: sled::Tree,
+/// Where the dashboard's hourly figures are kept: the `aggregates` tree of
+/// this instance's data dir, or, with a shared store, Redis, where each
+/// instance writes its own counts and reads the others' ([`SharedHours`]).
+pub(crate) enum HourTree {
+    Local(sled::Tree),
+    Shared(Box<SharedHours>),
 }
 
 /// The name of the dashboard's tree.
 const AGGREGATES_TREE: &str = "aggregates";
 
-fn tree_error(e: sled::Error) -> StorageError {
+fn tree_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Other {
         path: PathBuf::from(AGGREGATES_TREE),
         reason: e.to_string(),
@@ -162,15 +165,20 @@ fn tree_error(e: sled::Error) -> StorageError {
 impl HourTree {
     /// Opens (creating if needed) the `aggregates` tree of `db`.
     pub(crate) fn open(db: &sled::Db) -> Result<HourTree, StorageError> {
-        Ok(HourTree {
-            tree: db.open_tree(AGGREGATES_TREE).map_err(tree_error)?,
-        })
+        Ok(HourTree::Local(
+            db.open_tree(AGGREGATES_TREE).map_err(tree_error)?,
+        ))
     }
 
-    /// Every stored value with its key, in key order.
-    pub(crate) fn all(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+    /// The hours this instance counted before (its own, to go on from):
+    /// every stored one locally; none with a shared store, where a new
+    /// process starts a field of its own.
+    pub(crate) fn own(&self) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let HourTree::Local(tree) = self else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::new();
-        for item in self.tree.iter() {
+        for item in tree.iter() {
             let (key, value) = item.map_err(tree_error)?;
             let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
                 continue;
@@ -180,27 +188,93 @@ impl HourTree {
         Ok(out)
     }
 
-    /// Writes the values in one batch.
-    pub(crate) fn put_all(&self, values: &[(u64, Vec<u8>)]) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for (key, value) in values {
-            batch.insert(&key.to_be_bytes(), value.as_slice());
+    /// What other instances counted in the hours from `first` to `last`
+    /// (none locally).
+    pub(crate) fn others(&self, first: u64, last: u64) -> Result<Vec<OthersHour>, StorageError> {
+        match self {
+            HourTree::Local(_) => Ok(Vec::new()),
+            HourTree::Shared(shared) => shared.others(first, last).map_err(tree_error),
         }
-        self.tree.apply_batch(batch).map_err(tree_error)
     }
 
-    /// Removes every value whose key is below `key`.
+    /// Writes this instance's `values` (hour, bytes); with a shared store
+    /// each expires at the end of `retention_hours` after its hour.
+    pub(crate) fn put_all(
+        &self,
+        values: &[(u64, Vec<u8>)],
+        retention_hours: u64,
+    ) -> Result<(), StorageError> {
+        match self {
+            HourTree::Local(tree) => {
+                let mut batch = sled::Batch::default();
+                for (key, value) in values {
+                    batch.insert(&key.to_be_bytes(), value.as_slice());
+                }
+                tree.apply_batch(batch).map_err(tree_error)
+            }
+            HourTree::Shared(shared) => {
+                let expiring: Vec<(u64, Vec<u8>, u64)> = values
+                    .iter()
+                    .map(|(hour, value)| (*hour, value.clone(), expiry(*hour, retention_hours)))
+                    .collect();
+                shared.write_own(&expiring).map_err(tree_error)
+            }
+        }
+    }
+
+    /// Rewrites what every instance stored for the hours from `first` to
+    /// `last` through `rewrite` (forgetting texts everywhere); locally
+    /// this instance's own hours are rewritten by their next flush.
+    pub(crate) fn rewrite_others(
+        &self,
+        first: u64,
+        last: u64,
+        now_ms: u64,
+        retention_hours: u64,
+        rewrite: impl Fn(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<(), StorageError> {
+        match self {
+            HourTree::Local(_) => Ok(()),
+            HourTree::Shared(shared) => shared
+                .rewrite_all(first, last, now_ms, |h| expiry(h, retention_hours), rewrite)
+                .map_err(tree_error),
+        }
+    }
+
+    /// When any instance last forgot the kept texts (ms), if one did.
+    pub(crate) fn texts_forgotten_at(&self) -> Result<Option<u64>, StorageError> {
+        match self {
+            HourTree::Local(_) => Ok(None),
+            HourTree::Shared(shared) => shared.texts_forgotten_at().map_err(tree_error),
+        }
+    }
+
+    /// Removes every value whose key is below `key` (Redis expires them).
     pub(crate) fn remove_below(&self, key: u64) -> Result<(), StorageError> {
+        let HourTree::Local(tree) = self else {
+            return Ok(());
+        };
         let mut batch = sled::Batch::default();
-        for item in self.tree.range(..key.to_be_bytes()) {
+        for item in tree.range(..key.to_be_bytes()) {
             let (old, _) = item.map_err(tree_error)?;
             batch.remove(old);
         }
-        self.tree.apply_batch(batch).map_err(tree_error)
+        tree.apply_batch(batch).map_err(tree_error)
     }
 
     /// Flushes the tree's writes to disk.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
-        self.tree.flush().map(drop).map_err(tree_error)
+        match self {
+            HourTree::Local(tree) => tree.flush().map(drop).map_err(tree_error),
+            HourTree::Shared(_) => Ok(()),
+        }
     }
+}
+
+/// When an hour's shared figures expire: the end of retention after it, in
+/// seconds since the epoch.
+fn expiry(hour: u64, retention_hours: u64) -> u64 {
+    hour.saturating_add(1)
+        .saturating_add(retention_hours)
+        .saturating_mul(3600)
 }

@@ -478,3 +478,84 @@ async fn a_directory_reloaded_on_one_instance_reaches_every_instance() {
     assert_eq!(members(&a).await, before + 1);
     assert_eq!(members(&b).await, before + 1);
 }
+
+/// Waits (bounded) until `check` holds for `path`'s page on `app`.
+async fn wait_for_page(
+    app: &TestApp,
+    signed: &crate::common::dashboard::SignedIn,
+    path: &str,
+    check: impl Fn(&str) -> bool,
+) -> String {
+    let started = Instant::now();
+    loop {
+        let (status, page) = app.page(signed, path).await;
+        assert_eq!(status, 200);
+        if check(&page) {
+            return page;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{path} never showed it: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_of_either_instance_counts_both() {
+    use crate::common::dashboard::text_of;
+    let Some(redis) = RedisServer::start("the_dashboard_of_either_instance_counts_both") else {
+        return;
+    };
+    let often = |c: &mut Config| c.dashboard.flush_every = Duration::from_millis(100);
+    let a = spawn_shared(&redis, "org:", often).await;
+    let b = spawn_shared(&redis, "org:", often).await;
+    for body in ["doctors in Bengaluru", "astronauts"] {
+        reply(&a, MEMBER, body).await;
+    }
+    for body in ["lawyers in Chennai", "zebra whisperers"] {
+        reply(&b, crate::common::ASHA, body).await;
+    }
+    reply(&b, MEMBER, "doctors in Bengaluru").await;
+    for app in [&a, &b] {
+        let signed = app.sign_in().await;
+        wait_for_page(app, &signed, "/dashboard", |page| {
+            text_of(page, "messages-24h").as_deref() == Some("5")
+        })
+        .await;
+        let searches = wait_for_page(app, &signed, "/dashboard/searches", |page| {
+            page.contains("zebra whisperers") && page.contains("astronauts")
+        })
+        .await;
+        assert!(searches.contains("Lawyer · Chennai"), "{searches}");
+    }
+    // Forgetting the texts on one instance forgets them on both.
+    let signed = a.sign_in().await;
+    let forgot = a
+        .post_page(
+            &signed,
+            "/dashboard/searches/forget",
+            &[("csrf", &signed.csrf)],
+            None,
+        )
+        .await;
+    assert_eq!(forgot.status(), 303);
+    for app in [&a, &b] {
+        let signed = app.sign_in().await;
+        let page = wait_for_page(app, &signed, "/dashboard/searches", |page| {
+            !page.contains("zebra whisperers") && !page.contains("astronauts")
+        })
+        .await;
+        assert!(page.contains("(text not kept)"), "{page}");
+        // And the counts stay.
+        let overview = app.page(&signed, "/dashboard").await.1;
+        assert_eq!(text_of(&overview, "messages-24h").as_deref(), Some("5"));
+    }
+    // No texts come back once both have flushed again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for app in [&a, &b] {
+        let signed = app.sign_in().await;
+        let page = app.page(&signed, "/dashboard/searches").await.1;
+        assert!(!page.contains("zebra whisperers"), "{page}");
+    }
+}

@@ -171,6 +171,35 @@ pub(crate) struct Hour {
 }
 
 impl Hour {
+    /// Adds `other`'s counts (another instance's) to these.
+    fn add(&mut self, other: &Hour) {
+        add(&mut self.outcomes, &other.outcomes);
+        self.messages += other.messages;
+        if self.latency.len() < other.latency.len() {
+            self.latency.resize(other.latency.len(), 0);
+        }
+        for (total, count) in self.latency.iter_mut().zip(&other.latency) {
+            *total += count;
+        }
+        add(&mut self.searches, &other.searches);
+        add(&mut self.no_results, &other.no_results);
+        add(&mut self.not_understood, &other.not_understood);
+    }
+
+    /// Replaces the kept texts by their count under [`NOT_KEPT`]; whether
+    /// anything changed.
+    fn forget_texts(&mut self) -> bool {
+        let total: u64 = self.not_understood.values().sum();
+        if total == 0
+            || (self.not_understood.len() == 1 && self.not_understood.contains_key(NOT_KEPT))
+        {
+            return false;
+        }
+        self.not_understood.clear();
+        self.not_understood.insert(NOT_KEPT.to_owned(), total);
+        true
+    }
+
     fn bump(map: &mut BTreeMap<String, u64>, key: &str, cap: usize) {
         if let Some(count) = map.get_mut(key) {
             *count += 1;
@@ -184,8 +213,14 @@ impl Hour {
 
 #[derive(Default)]
 struct Inner {
+    /// What this instance counted.
     hours: BTreeMap<u64, Hour>,
     dirty: BTreeSet<u64>,
+    /// With a shared store: the sum of what the other instances counted,
+    /// as of the last flush.
+    others: BTreeMap<u64, Hour>,
+    /// When texts were last forgotten anywhere, as this instance knows.
+    texts_forgotten_at: Option<u64>,
 }
 
 /// The dashboard's counts: in memory, written to the store in the
@@ -249,7 +284,7 @@ impl Figures {
         clock: SharedClock,
     ) -> Result<Figures, StorageError> {
         let mut hours = BTreeMap::new();
-        for (key, bytes) in tree.all()? {
+        for (key, bytes) in tree.own()? {
             match codec::decode::<Hour>("dashboard hour", HOUR_V1, &bytes) {
                 Ok(hour) => {
                     hours.insert(key, hour);
@@ -259,10 +294,13 @@ impl Figures {
                 Err(e) => tracing::warn!(hour = key, "dashboard figures of an hour dropped: {e}"),
             }
         }
+        let texts_forgotten_at = tree.texts_forgotten_at()?;
         let figures = Figures {
             inner: Mutex::new(Inner {
                 hours,
                 dirty: BTreeSet::new(),
+                others: BTreeMap::new(),
+                texts_forgotten_at,
             }),
             tree,
             clock,
@@ -272,7 +310,37 @@ impl Figures {
             flush_every: config.flush_every,
         };
         figures.prune()?;
+        let now = figures.current_hour();
+        figures.refresh_others(now.saturating_sub(figures.retention_hours), now)?;
         Ok(figures)
+    }
+
+    /// Reads what the other instances counted from hour `first` to `last`.
+    fn refresh_others(&self, first: u64, last: u64) -> Result<(), StorageError> {
+        let read = self.tree.others(first, last)?;
+        let mut summed = BTreeMap::new();
+        for (key, values) in read {
+            let mut sum = Hour::default();
+            for bytes in values {
+                match codec::decode::<Hour>("dashboard hour", HOUR_V1, &bytes) {
+                    Ok(hour) => sum.add(&hour),
+                    Err(e) => tracing::warn!(
+                        hour = key,
+                        "another instance's figures of an hour dropped: {e}"
+                    ),
+                }
+            }
+            summed.insert(key, sum);
+        }
+        if let Ok(mut inner) = self.inner.lock() {
+            for key in first..=last {
+                match summed.remove(&key) {
+                    Some(hour) => inner.others.insert(key, hour),
+                    None => inner.others.remove(&key),
+                };
+            }
+        }
+        Ok(())
     }
 
     /// The hour (ms since the epoch / 1 h) it is now.
@@ -331,8 +399,10 @@ impl Figures {
         let Ok(inner) = self.inner.lock() else {
             return Vec::new();
         };
+        let messages =
+            |hours: &BTreeMap<u64, Hour>, h| hours.get(&h).map_or(0, |hour| hour.messages);
         (last.saturating_sub(count - 1)..=last)
-            .map(|h| (h, inner.hours.get(&h).map_or(0, |hour| hour.messages)))
+            .map(|h| (h, messages(&inner.hours, h) + messages(&inner.others, h)))
             .collect()
     }
 
@@ -345,7 +415,9 @@ impl Figures {
         let Ok(inner) = self.inner.lock() else {
             return totals;
         };
-        for hour in inner.hours.range(first..=last).map(|(_, h)| h) {
+        let own = inner.hours.range(first..=last);
+        let others = inner.others.range(first..=last);
+        for hour in own.chain(others).map(|(_, h)| h) {
             add(&mut totals.outcomes, &hour.outcomes);
             totals.messages += hour.messages;
             for (i, count) in hour.latency.iter().enumerate() {
@@ -362,18 +434,37 @@ impl Figures {
 
     /// Forgets every kept not-understood text; their counts stay, under
     /// "(text not kept)".
-    pub(crate) fn forget_texts(&self) {
+    /// With a shared store, every instance's texts go: those stored are
+    /// rewritten here, and each running instance forgets its own at its
+    /// next flush. Blocking (it may speak to Redis).
+    pub(crate) fn forget_texts(&self) -> Result<(), StorageError> {
+        self.forget_own_texts();
+        let now = self.current_hour();
+        if let Ok(mut inner) = self.inner.lock() {
+            for hour in inner.others.values_mut() {
+                hour.forget_texts();
+            }
+            inner.texts_forgotten_at = Some(self.clock.now_ms());
+        }
+        self.tree.rewrite_others(
+            now.saturating_sub(self.retention_hours),
+            now,
+            self.clock.now_ms(),
+            self.retention_hours,
+            |bytes| {
+                let mut hour = codec::decode::<Hour>("dashboard hour", HOUR_V1, bytes).ok()?;
+                hour.forget_texts().then(|| codec::encode(HOUR_V1, &hour))
+            },
+        )
+    }
+
+    fn forget_own_texts(&self) {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        let Inner { hours, dirty } = &mut *inner;
+        let Inner { hours, dirty, .. } = &mut *inner;
         for (key, hour) in hours.iter_mut() {
-            let total: u64 = hour.not_understood.values().sum();
-            if total > 0
-                && !(hour.not_understood.len() == 1 && hour.not_understood.contains_key(NOT_KEPT))
-            {
-                hour.not_understood.clear();
-                hour.not_understood.insert(NOT_KEPT.to_owned(), total);
+            if hour.forget_texts() {
                 dirty.insert(*key);
             }
         }
@@ -381,6 +472,15 @@ impl Figures {
 
     /// Writes the hours that changed, and drops those past retention.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
+        // Texts forgotten on another instance since: forget ours too.
+        let forgotten = self.tree.texts_forgotten_at()?;
+        let seen = self.inner.lock().ok().and_then(|i| i.texts_forgotten_at);
+        if forgotten.is_some() && forgotten > seen {
+            self.forget_own_texts();
+            if let Ok(mut inner) = self.inner.lock() {
+                inner.texts_forgotten_at = forgotten;
+            }
+        }
         let values: Vec<(u64, Vec<u8>)> = {
             let Ok(mut inner) = self.inner.lock() else {
                 return Ok(());
@@ -395,9 +495,12 @@ impl Figures {
                 .collect()
         };
         if !values.is_empty() {
-            self.tree.put_all(&values)?;
+            self.tree.put_all(&values, self.retention_hours)?;
         }
         self.prune()?;
+        // Others count in their current hour (and the last, at its turn).
+        let now = self.current_hour();
+        self.refresh_others(now.saturating_sub(1), now)?;
         self.tree.flush()
     }
 
@@ -407,6 +510,7 @@ impl Figures {
         if let Ok(mut inner) = self.inner.lock() {
             inner.hours = inner.hours.split_off(&oldest);
             inner.dirty = inner.dirty.split_off(&oldest);
+            inner.others = inner.others.split_off(&oldest);
         }
         self.tree.remove_below(oldest)
     }
@@ -540,7 +644,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert!(HourTree::open(&db).unwrap().all().unwrap().is_empty());
+        assert!(HourTree::open(&db).unwrap().own().unwrap().is_empty());
     }
 
     #[test]

@@ -521,8 +521,16 @@ pub(super) async fn forget_texts(
     if !check_post(&app, &session, &headers, &form.csrf) {
         return forbidden(&app);
     }
-    app.figures.forget_texts();
-    tracing::info!("dashboard: the texts of messages not understood were forgotten");
+    let figures = std::sync::Arc::clone(&app.figures);
+    match tokio::task::spawn_blocking(move || figures.forget_texts()).await {
+        Ok(Ok(())) => {
+            tracing::info!("dashboard: the texts of messages not understood were forgotten")
+        }
+        Ok(Err(e)) => tracing::error!(
+            "dashboard: texts forgotten here, but not yet in the shared store ({e}); click again"
+        ),
+        Err(e) => tracing::error!("dashboard: forgetting the texts failed: {e}"),
+    }
     see_other("/dashboard/searches?notice=forgotten")
 }
 
