@@ -376,17 +376,25 @@ impl Models {
         let model = embed.client.passage_model().to_owned();
         let members = directory.members();
         let mut rows: Vec<Option<Vec<f32>>> = vec![None; members.len()];
-        // (position, input, cache key) of profiles not cached yet.
+        // (position, input, cache key) of each active member's profile.
+        let profiles: Vec<(usize, String, Vec<u8>)> = members
+            .iter()
+            .enumerate()
+            .filter(|(_, member)| member.active)
+            .map(|(i, member)| {
+                let input = embed.client.input(&profile_text(member), Mode::Passage);
+                let key = VectorCache::key(&model, &input);
+                (i, input, key)
+            })
+            .collect();
+        let keys: Vec<Vec<u8>> = profiles.iter().map(|(_, _, key)| key.clone()).collect();
+        let cached = embed.cache.get_many(&keys).await;
+        // Those not cached yet.
         let mut missing: Vec<(usize, String, Vec<u8>)> = Vec::new();
-        for (i, member) in members.iter().enumerate() {
-            if !member.active {
-                continue;
-            }
-            let input = embed.client.input(&profile_text(member), Mode::Passage);
-            let key = VectorCache::key(&model, &input);
-            match embed.cache.get(&key) {
-                Some(vector) => rows[i] = Some(vector),
-                None => missing.push((i, input, key)),
+        for (profile, vector) in profiles.into_iter().zip(cached) {
+            match vector {
+                Some(vector) => rows[profile.0] = Some(vector),
+                None => missing.push(profile),
             }
         }
         let total = missing.len();
@@ -411,10 +419,15 @@ impl Models {
                     .unwrap_or(Err(Failure::Timeout));
             metrics.call("embeddings", started.elapsed());
             let vectors = vectors.inspect_err(|f| metrics.failure("embeddings", f.reason()))?;
-            for ((i, _, key), vector) in batch.iter().zip(vectors) {
-                if let Err(e) = embed.cache.put(key, &vector) {
-                    tracing::warn!("cannot cache a profile vector: {e}");
-                }
+            let computed: Vec<(Vec<u8>, Vec<f32>)> = batch
+                .iter()
+                .zip(vectors)
+                .map(|((_, _, key), vector)| (key.clone(), vector))
+                .collect();
+            if let Err(e) = embed.cache.put_many(&computed).await {
+                tracing::warn!("cannot cache profile vectors: {e}");
+            }
+            for ((i, _, _), (_, vector)) in batch.iter().zip(computed) {
                 if let Some(row) = rows.get_mut(*i) {
                     *row = Some(vector);
                 }

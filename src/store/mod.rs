@@ -608,7 +608,10 @@ impl Store {
 
     /// The cache of embedding vectors, in this store's database.
     pub(crate) fn vector_cache(&self) -> Result<trees::VectorCache, StorageError> {
-        trees::VectorCache::open(self.tree_db())
+        match &self.shared {
+            Some(shared) => Ok(trees::VectorCache::Shared(shared.vectors())),
+            None => trees::VectorCache::open(self.tree_db()),
+        }
     }
 
     /// The outbox of late replies, in this store's database.

@@ -6,37 +6,49 @@
 use std::path::PathBuf;
 
 use super::dir::StorageError;
-use super::shared::{OthersHour, SharedHours};
+use super::shared::{OthersHour, SharedHours, SharedVectors};
 
-/// Member-profile vectors already computed, in the `embeddings` tree: key
-/// = model name, a zero byte, SHA-1 of the text embedded; value = a version
-/// byte and the vector's `f32`s, little-endian. A restart, or a reload that
-/// changed ten members, embeds those ten only.
+/// Member-profile vectors already computed: key = model name, a zero
+/// byte, SHA-1 of the text embedded; value = a version byte and the
+/// vector's `f32`s, little-endian. Kept in the `embeddings` tree, or, with a
+/// shared store, in one Redis hash per model (`<prefix>vectors:<model>`,
+/// field = the text's SHA-1), so that no instance embeds a profile another
+/// already did. A restart, or a reload that changed ten members, embeds
+/// those ten only.
 #[derive(Clone)]
-pub struct VectorCache {
-    tree: sled::Tree,
+pub enum VectorCache {
+    Local(sled::Tree),
+    Shared(SharedVectors),
 }
 
 impl std::fmt::Debug for VectorCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VectorCache")
-            .field("vectors", &self.tree.len())
-            .finish()
+        match self {
+            VectorCache::Local(tree) => f
+                .debug_struct("VectorCache")
+                .field("vectors", &tree.len())
+                .finish(),
+            VectorCache::Shared(_) => f.debug_struct("VectorCache").finish_non_exhaustive(),
+        }
     }
 }
 
 /// The format of a cached vector.
 const VECTOR_VERSION: u8 = 1;
 
+fn vector_error(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Other {
+        path: PathBuf::from("embeddings"),
+        reason: e.to_string(),
+    }
+}
+
 impl VectorCache {
     /// Opens (creating) the `embeddings` tree of `db`.
     pub fn open(db: &sled::Db) -> Result<VectorCache, StorageError> {
         db.open_tree("embeddings")
-            .map(|tree| VectorCache { tree })
-            .map_err(|e| StorageError::Other {
-                path: PathBuf::from("embeddings"),
-                reason: e.to_string(),
-            })
+            .map(VectorCache::Local)
+            .map_err(vector_error)
     }
 
     /// The key of `text` embedded by `model`.
@@ -49,37 +61,67 @@ impl VectorCache {
         key
     }
 
-    /// The cached vector at `key`; `None` if absent, unreadable or of
-    /// another format (it is then embedded again).
-    pub fn get(&self, key: &[u8]) -> Option<Vec<f32>> {
-        let value = self.tree.get(key).ok()??;
-        let (&version, floats) = value.split_first()?;
-        if version != VECTOR_VERSION || floats.len() % 4 != 0 {
-            return None;
-        }
-        Some(
-            floats
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    /// The cached vector of each key, in order; `None` where absent,
+    /// unreadable or of another format (it is then embedded again), and
+    /// for every key when the cache cannot be read.
+    pub async fn get_many(&self, keys: &[Vec<u8>]) -> Vec<Option<Vec<f32>>> {
+        let values: Vec<Option<Vec<u8>>> = match self {
+            VectorCache::Local(tree) => keys
+                .iter()
+                .map(|key| tree.get(key).ok().flatten().map(|v| v.to_vec()))
                 .collect(),
-        )
+            VectorCache::Shared(shared) => match shared.get_many(keys).await {
+                Ok(values) => values,
+                Err(e) => {
+                    tracing::warn!("cannot read the shared vector cache: {e}");
+                    vec![None; keys.len()]
+                }
+            },
+        };
+        values
+            .into_iter()
+            .map(|value| decode_vector(&value?))
+            .collect()
     }
 
     /// Stores vectors; a failure only means they are embedded again later.
-    pub fn put(&self, key: &[u8], vector: &[f32]) -> Result<(), StorageError> {
-        let mut value = Vec::with_capacity(1 + vector.len() * 4);
-        value.push(VECTOR_VERSION);
-        for x in vector {
-            value.extend_from_slice(&x.to_le_bytes());
+    pub async fn put_many(&self, vectors: &[(Vec<u8>, Vec<f32>)]) -> Result<(), StorageError> {
+        let encoded: Vec<(&[u8], Vec<u8>)> = vectors
+            .iter()
+            .map(|(key, vector)| (key.as_slice(), encode_vector(vector)))
+            .collect();
+        match self {
+            VectorCache::Local(tree) => {
+                for (key, value) in encoded {
+                    tree.insert(key, value).map_err(vector_error)?;
+                }
+                Ok(())
+            }
+            VectorCache::Shared(shared) => shared.put_many(&encoded).await.map_err(vector_error),
         }
-        self.tree
-            .insert(key, value)
-            .map(drop)
-            .map_err(|e| StorageError::Other {
-                path: PathBuf::from("embeddings"),
-                reason: e.to_string(),
-            })
     }
+}
+
+fn encode_vector(vector: &[f32]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(1 + vector.len() * 4);
+    value.push(VECTOR_VERSION);
+    for x in vector {
+        value.extend_from_slice(&x.to_le_bytes());
+    }
+    value
+}
+
+fn decode_vector(value: &[u8]) -> Option<Vec<f32>> {
+    let (&version, floats) = value.split_first()?;
+    if version != VECTOR_VERSION || floats.len() % 4 != 0 {
+        return None;
+    }
+    Some(
+        floats
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+    )
 }
 
 /// Replies waiting to be sent through Twilio's Messages API, in the

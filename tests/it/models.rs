@@ -891,3 +891,39 @@ async fn a_pending_reply_is_sent_after_a_restart() {
     twilio.wait_for_accepted(1).await;
     assert!(field(&twilio.accepted()[0], "Body").contains("Lata Iyer"));
 }
+
+#[tokio::test]
+async fn with_a_shared_store_a_profile_is_embedded_once_for_every_instance() {
+    let Some(redis) = crate::common::redis::RedisServer::start(
+        "with_a_shared_store_a_profile_is_embedded_once_for_every_instance",
+    ) else {
+        return;
+    };
+    let (fake, url) = spawn_fake().await;
+    let shared = |c: &mut Config| {
+        with_embeddings(&url)(c);
+        c.storage.backend = roster::config::Backend::Redis;
+        c.storage.redis_url = Secret::new(redis.url());
+    };
+    let a = app_with(shared).await;
+    let metrics = wait_for_vectors(&a, 6).await;
+    assert!(
+        metrics.contains("roster_embeddings_profiles_embedded_total 6"),
+        "{metrics}"
+    );
+    let before = fake.requests("embeddings").len();
+    // Another instance, with a data dir of its own, embeds nothing.
+    let b = app_with(shared).await;
+    let metrics = wait_for_vectors(&b, 6).await;
+    assert!(
+        !metrics.contains("roster_embeddings_profiles_embedded_total 6"),
+        "{metrics}"
+    );
+    assert_eq!(fake.requests("embeddings").len(), before, "embedded again");
+    let vectors: i64 = redis.query(redis::cmd("HLEN").arg("roster:vectors:bag-of-words"));
+    assert_eq!(vectors, 6);
+    // And it searches by meaning with them.
+    let (status, body) = b.send_text(SENDER, "someone for my breakup").await;
+    assert_eq!(status, 200);
+    assert!(messages(&body).join("\n").contains("Gauri Apte"), "{body}");
+}
