@@ -95,6 +95,10 @@ pub struct TwilioConfig {
     /// How long the webhook waits for an answer (Twilio waits 15 s at most).
     #[serde(with = "humantime_serde")]
     pub reply_deadline: Duration,
+    /// With a shared store: a late reply an instance has not touched this
+    /// long (it stopped or died) is taken over and sent by another.
+    #[serde(with = "humantime_serde")]
+    pub outbox_takeover: Duration,
 }
 
 impl Default for TwilioConfig {
@@ -105,6 +109,7 @@ impl Default for TwilioConfig {
             account_sid: String::new(),
             api_base: "https://api.twilio.com".to_owned(),
             reply_deadline: Duration::from_secs(10),
+            outbox_takeover: Duration::from_secs(60),
         }
     }
 }
@@ -792,6 +797,13 @@ impl Config {
             "twilio.reply_deadline",
             secs(self.twilio.reply_deadline),
             "a duration from 100ms to 14s (Twilio waits at most 15s)",
+        )?;
+        check(
+            self.twilio.outbox_takeover >= Duration::from_secs(1)
+                && self.twilio.outbox_takeover <= Duration::from_secs(3600),
+            "twilio.outbox_takeover",
+            secs(self.twilio.outbox_takeover),
+            "a duration from 1s to 1h",
         )?;
         check(
             self.twilio.api_base.starts_with("https://")

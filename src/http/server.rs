@@ -132,7 +132,7 @@ impl App {
         let models = Models::new(&config, vector_cache, model_metrics, options.clock.clone());
         let outbox = match config.twilio.account_sid() {
             Some(_) => Outbox::new(
-                sessions.outbox_tree()?,
+                sessions.outbox_tree(config.twilio.outbox_takeover)?,
                 &config.twilio,
                 options.clock.clone(),
             )

@@ -615,8 +615,16 @@ impl Store {
     }
 
     /// The outbox of late replies, in this store's database.
-    pub(crate) fn outbox_tree(&self) -> Result<trees::OutboxTree, StorageError> {
-        trees::OutboxTree::open(self.tree_db())
+    /// `takeover`: with a shared store, how long an entry an instance left
+    /// untouched waits before another instance sends it.
+    pub(crate) fn outbox_tree(
+        &self,
+        takeover: Duration,
+    ) -> Result<trees::OutboxTree, StorageError> {
+        match &self.shared {
+            Some(shared) => Ok(trees::OutboxTree::Shared(shared.outbox(takeover))),
+            None => trees::OutboxTree::open(self.tree_db()),
+        }
     }
 
     fn tree_db(&self) -> &sled::Db {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::dir::StorageError;
-use super::shared::{OthersHour, SharedHours, SharedVectors};
+use super::shared::{OthersHour, SharedHours, SharedOutbox, SharedVectors};
 
 /// Member-profile vectors already computed: key = model name, a zero
 /// byte, SHA-1 of the text embedded; value = a version byte and the
@@ -124,24 +124,35 @@ fn decode_vector(value: &[u8]) -> Option<Vec<f32>> {
     )
 }
 
-/// Replies waiting to be sent through Twilio's Messages API, in the
-/// `outbox` tree (key: the inbound MessageSid; value: the owner's encoding).
-/// An entry stays until Twilio accepted every part, so a crash or restart
-/// sends it afterwards.
-#[derive(Clone)]
-pub struct OutboxTree {
-    tree: sled::Tree,
+/// Replies waiting to be sent through Twilio's Messages API, each under
+/// the inbound MessageSid, with the owner's encoding. An entry stays until
+/// Twilio accepted every part, so a crash or restart sends it afterwards.
+///
+/// Kept in the `outbox` tree of this instance's data dir, or, with a
+/// shared store, in a Redis stream with a consumer group
+/// ([`SharedOutbox`]): any instance sends each reply, and another takes it
+/// over if that one stops.
+pub enum OutboxTree {
+    Local(sled::Tree),
+    Shared(SharedOutbox),
 }
 
 impl std::fmt::Debug for OutboxTree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutboxTree")
-            .field("pending", &self.tree.len())
-            .finish()
+        match self {
+            OutboxTree::Local(tree) => f
+                .debug_struct("OutboxTree")
+                .field("pending", &tree.len())
+                .finish(),
+            OutboxTree::Shared(_) => f.debug_struct("OutboxTree").finish_non_exhaustive(),
+        }
     }
 }
 
-fn outbox_error(e: sled::Error) -> StorageError {
+/// One pending reply: its id in the outbox and its value.
+pub type OutboxEntry = (Vec<u8>, Vec<u8>);
+
+fn outbox_error(e: impl std::fmt::Display) -> StorageError {
     StorageError::Other {
         path: PathBuf::from("outbox"),
         reason: e.to_string(),
@@ -151,38 +162,75 @@ fn outbox_error(e: sled::Error) -> StorageError {
 impl OutboxTree {
     pub fn open(db: &sled::Db) -> Result<OutboxTree, StorageError> {
         db.open_tree("outbox")
-            .map(|tree| OutboxTree { tree })
+            .map(OutboxTree::Local)
             .map_err(outbox_error)
     }
 
-    /// Stores `value` at `key` and flushes it to disk.
-    pub async fn put_durably(&self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.tree.insert(key, value).map_err(outbox_error)?;
-        self.tree.flush_async().await.map_err(outbox_error)?;
-        Ok(())
+    /// Queues `value` for `message_sid`, durably; `false` (and nothing
+    /// queued) when a reply for it was queued before.
+    pub async fn add(&self, message_sid: &str, value: &[u8]) -> Result<bool, StorageError> {
+        match self {
+            OutboxTree::Local(tree) => {
+                let key = message_sid.as_bytes();
+                if tree.get(key).map_err(outbox_error)?.is_some() {
+                    return Ok(false);
+                }
+                tree.insert(key, value).map_err(outbox_error)?;
+                tree.flush_async().await.map_err(outbox_error)?;
+                Ok(true)
+            }
+            OutboxTree::Shared(shared) => {
+                shared.add(message_sid, value).await.map_err(outbox_error)
+            }
+        }
     }
 
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .tree
-            .get(key)
-            .map_err(outbox_error)?
-            .map(|v| v.to_vec()))
+    /// The entries for this instance to send now: every entry locally; with
+    /// a shared store, new ones and those an instance that stopped left.
+    pub async fn take(&self) -> Result<Vec<OutboxEntry>, StorageError> {
+        match self {
+            OutboxTree::Local(tree) => Ok(tree
+                .iter()
+                .filter_map(Result::ok)
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect()),
+            OutboxTree::Shared(shared) => shared.take().await.map_err(outbox_error),
+        }
     }
 
-    pub async fn remove(&self, key: &[u8]) -> Result<(), StorageError> {
-        self.tree.remove(key).map_err(outbox_error)?;
-        self.tree.flush_async().await.map_err(outbox_error)?;
-        Ok(())
+    /// Records `value` (how far the entry got), durably; with a shared
+    /// store it also tells the others this instance is still on it.
+    pub async fn progress(&self, id: &[u8], value: &[u8]) -> Result<(), StorageError> {
+        match self {
+            OutboxTree::Local(tree) => {
+                tree.insert(id, value).map_err(outbox_error)?;
+                tree.flush_async().await.map_err(outbox_error)?;
+                Ok(())
+            }
+            OutboxTree::Shared(shared) => shared.progress(id, value).await.map_err(outbox_error),
+        }
     }
 
-    /// Every entry, oldest key first.
-    pub fn entries(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        self.tree
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .collect()
+    /// Tells the other instances this one is still sending `id` (while it
+    /// waits to retry), so that none takes it over.
+    pub async fn keep(&self, id: &[u8]) {
+        if let OutboxTree::Shared(shared) = self
+            && let Err(e) = shared.keep(id).await
+        {
+            tracing::warn!("cannot hold on to a late reply being sent: {e}");
+        }
+    }
+
+    /// Removes a sent (or given up) entry.
+    pub async fn done(&self, id: &[u8]) -> Result<(), StorageError> {
+        match self {
+            OutboxTree::Local(tree) => {
+                tree.remove(id).map_err(outbox_error)?;
+                tree.flush_async().await.map_err(outbox_error)?;
+                Ok(())
+            }
+            OutboxTree::Shared(shared) => shared.done(id).await.map_err(outbox_error),
+        }
     }
 }
 

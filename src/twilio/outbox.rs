@@ -11,6 +11,11 @@
 //!   are retried with backoff (honouring `Retry-After`) for at most
 //!   [`GIVE_UP_AFTER`]; then the reply is dropped and logged. Keyed by the
 //!   inbound MessageSid, so a redelivery neither queues nor sends twice.
+//! - With a shared store the outbox is a Redis stream that every instance
+//!   reads in one consumer group (`store::shared::SharedOutbox`): one
+//!   instance sends each reply, telling the others it is still on it while
+//!   it waits to retry, and a reply an instance left for
+//!   `twilio.outbox_takeover` (it stopped or died) is sent by another.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -115,6 +120,8 @@ pub struct Outbox {
     auth_token: String,
     wake: Notify,
     clock: SharedClock,
+    /// `twilio.outbox_takeover`.
+    takeover: Duration,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -140,6 +147,7 @@ impl Outbox {
             auth_token,
             wake: Notify::new(),
             clock,
+            takeover: config.outbox_takeover,
         })
     }
 
@@ -152,7 +160,7 @@ impl Outbox {
         from: &str,
         parts: Vec<String>,
     ) -> Result<(), StorageError> {
-        if parts.is_empty() || self.tree.get(message_sid.as_bytes())?.is_some() {
+        if parts.is_empty() {
             return Ok(());
         }
         let pending = Pending {
@@ -167,10 +175,9 @@ impl Outbox {
             path: "outbox".into(),
             reason: e.to_string(),
         })?;
-        self.tree
-            .put_durably(message_sid.as_bytes(), &value)
-            .await?;
-        self.wake.notify_one();
+        if self.tree.add(message_sid, &value).await? {
+            self.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -178,7 +185,14 @@ impl Outbox {
     /// `shutdown`.
     pub async fn run(self: std::sync::Arc<Self>, mut shutdown: Shutdown) {
         loop {
-            for (key, value) in self.tree.entries() {
+            let entries = match self.tree.take().await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!("cannot read the outbox (trying again): {e}");
+                    Vec::new()
+                }
+            };
+            for (key, value) in entries {
                 if shutdown.is_shutdown() {
                     return;
                 }
@@ -186,7 +200,7 @@ impl Outbox {
                     Ok(pending) => self.deliver(&key, pending, &mut shutdown).await,
                     Err(e) => {
                         tracing::error!("unreadable outbox entry dropped: {e}");
-                        let _ = self.tree.remove(&key).await;
+                        let _ = self.tree.done(&key).await;
                     }
                 }
             }
@@ -209,7 +223,7 @@ impl Outbox {
                     backoff = FIRST_BACKOFF;
                     if pending.sent < pending.parts.len()
                         && let Ok(value) = serde_json::to_vec(&pending)
-                        && let Err(e) = self.tree.put_durably(key, &value).await
+                        && let Err(e) = self.tree.progress(key, &value).await
                     {
                         tracing::warn!("cannot record a sent part: {e}");
                     }
@@ -229,15 +243,27 @@ impl Outbox {
                     }
                     let wait = after.max(backoff).min(MAX_BACKOFF);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        // Still pending: the next start sends it.
-                        () = shutdown.recv() => return,
+                    // Still on it: with a shared outbox, say so often enough
+                    // that no other instance takes it over meanwhile.
+                    let until = tokio::time::Instant::now() + wait;
+                    loop {
+                        self.tree.keep(key).await;
+                        let now = tokio::time::Instant::now();
+                        if now >= until {
+                            break;
+                        }
+                        let slice = (until - now).min(self.takeover / 3);
+                        tokio::select! {
+                            () = tokio::time::sleep(slice) => {}
+                            // Still pending: the next start (or another
+                            // instance) sends it.
+                            () = shutdown.recv() => return,
+                        }
                     }
                 }
             }
         }
-        if let Err(e) = self.tree.remove(key).await {
+        if let Err(e) = self.tree.done(key).await {
             tracing::warn!("cannot remove a sent reply from the outbox: {e}");
         }
     }

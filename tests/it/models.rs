@@ -927,3 +927,52 @@ async fn with_a_shared_store_a_profile_is_embedded_once_for_every_instance() {
     assert_eq!(status, 200);
     assert!(messages(&body).join("\n").contains("Gauri Apte"), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_shared_store_a_late_reply_left_by_a_stopped_instance_is_sent_by_another() {
+    let Some(redis) = crate::common::redis::RedisServer::start(
+        "with_a_shared_store_a_late_reply_left_by_a_stopped_instance_is_sent_by_another",
+    ) else {
+        return;
+    };
+    let (fake, url) = spawn_fake().await;
+    fake.set_chat(ChatMode::Slow(
+        Duration::from_millis(600),
+        ORTHOPEDICS.to_owned(),
+    ));
+    let (twilio, twilio_url) = spawn_fake_twilio().await;
+    *twilio.then.lock().expect("lock") = 503;
+    let shared = |c: &mut Config| {
+        late_config(&url, &twilio_url)(c);
+        c.storage.backend = roster::config::Backend::Redis;
+        c.storage.redis_url = Secret::new(redis.url());
+        c.twilio.outbox_takeover = Duration::from_secs(1);
+    };
+    let a = app_with(shared).await;
+    let b = app_with(shared).await;
+    let form = crate::common::whatsapp_form(SENDER, UNREAD, &a.new_sid());
+    let twiml = a.post_fields(&form).await.text().await.expect("body");
+    assert!(messages(&twiml).is_empty(), "{twiml}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while twilio.calls() == 0 {
+        assert!(Instant::now() < deadline, "nothing sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A stops while Twilio refuses; the reply stays in the stream, and a
+    // redelivery to B neither answers nor queues it again.
+    a.stop().await;
+    let twiml = b.post_fields(&form).await.text().await.expect("body");
+    assert!(messages(&twiml).is_empty(), "{twiml}");
+    assert!(twilio.accepted().is_empty());
+    *twilio.then.lock().expect("lock") = 201;
+    // B takes it over once A has left it alone for `outbox_takeover`.
+    twilio.wait_for_accepted(1).await;
+    assert!(field(&twilio.accepted()[0], "Body").contains("Lata Iyer"));
+    let pending: i64 = redis.query(redis::cmd("XLEN").arg("roster:outbox"));
+    assert_eq!(pending, 0, "sent and removed");
+    // Sent once: nothing more arrives while B keeps scanning.
+    let calls = twilio.calls();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(twilio.calls(), calls);
+    assert_eq!(twilio.accepted().len(), 1);
+}
