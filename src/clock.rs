@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub trait Clock: Send + Sync + Debug + 'static {
     fn now_ms(&self) -> u64;
 
-    /// How far this clock is from the system's (ms): 0 but for a test's
-    /// clock. A shared store keeps time by its server's clock and adds
-    /// this, so tests move a shared store's time as they move their own.
-    fn offset_from_system_ms(&self) -> i64 {
+    /// How far a test has moved this clock since it was made (ms); 0 for
+    /// the system clock. A shared store keeps time by its server's clock
+    /// and adds this, so that tests move a shared store's time as they move
+    /// their own, while every instance still reads the one server clock.
+    fn advanced_ms(&self) -> i64 {
         0
     }
 }
@@ -41,6 +42,8 @@ impl Clock for SystemClock {
 #[derive(Debug)]
 pub struct ManualClock {
     now_ms: AtomicU64,
+    /// Where it started, for [`Clock::advanced_ms`].
+    start_ms: u64,
 }
 
 impl ManualClock {
@@ -48,6 +51,7 @@ impl ManualClock {
     pub fn new(start_ms: u64) -> Arc<ManualClock> {
         Arc::new(ManualClock {
             now_ms: AtomicU64::new(start_ms),
+            start_ms,
         })
     }
 
@@ -71,11 +75,9 @@ impl Clock for ManualClock {
         self.now_ms.load(Ordering::SeqCst)
     }
 
-    fn offset_from_system_ms(&self) -> i64 {
-        let system = i64::try_from(SystemClock.now_ms()).unwrap_or(i64::MAX);
-        i64::try_from(self.now_ms())
-            .unwrap_or(i64::MAX)
-            .saturating_sub(system)
+    fn advanced_ms(&self) -> i64 {
+        let now = i64::try_from(self.now_ms()).unwrap_or(i64::MAX);
+        now.saturating_sub(i64::try_from(self.start_ms).unwrap_or(i64::MAX))
     }
 }
 

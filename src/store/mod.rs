@@ -422,9 +422,7 @@ impl Store {
                 ))
             }
             Some(shared) => {
-                let begun = shared
-                    .begin(phone, self.clock.offset_from_system_ms())
-                    .await?;
+                let begun = shared.begin(phone, self.clock.advanced_ms()).await?;
                 let stored = begun.record.map(Arc::new);
                 Ok(Turn::new(
                     self,
@@ -973,7 +971,7 @@ impl Store {
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         if let Some(shared) = &self.shared {
             // Redis expires the records itself; what is left is the indexes.
-            shared.housekeep(self.clock.offset_from_system_ms()).await?;
+            shared.housekeep(self.clock.advanced_ms()).await?;
             self.counters.sweeps.fetch_add(1, Ordering::Relaxed);
             return Ok(SweepReport::default());
         }
@@ -1131,7 +1129,7 @@ impl Store {
             tokio::select! {
                 _ = tick.tick() => {
                     // A failure is logged and reported by `shared` itself.
-                    let _ = shared.housekeep(self.clock.offset_from_system_ms()).await;
+                    let _ = shared.housekeep(self.clock.advanced_ms()).await;
                 }
                 () = shutdown.recv() => return,
             }

@@ -153,7 +153,7 @@ pub struct Lease {
 pub struct Begun {
     pub lease: Lease,
     pub record: Option<PhoneRecord>,
-    /// Redis's time (plus a test clock's offset), ms since the epoch.
+    /// Redis's time (plus how far a test moved its clock), ms since the epoch.
     pub now_ms: u64,
 }
 
@@ -332,7 +332,8 @@ impl SharedRecords {
     }
 
     /// Waits for `phone`'s lease and reads its record and Redis's time.
-    /// `offset_ms` is added to that time (a test clock's; 0 otherwise).
+    /// `offset_ms` is added to that time (how far a test moved its clock; 0
+    /// otherwise).
     pub async fn begin(&self, phone: PhoneNumber, offset_ms: i64) -> Result<Begun, StoreError> {
         let token = new_token();
         let started = Instant::now();

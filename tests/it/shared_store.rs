@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use roster::clock::Clock as _;
 use roster::config::{Backend, Config};
 
 use crate::common::redis::RedisServer;
@@ -123,8 +124,9 @@ async fn concurrent_messages_of_one_phone_on_two_instances_all_count() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn limits_are_exact_across_instances() {
-    let Some(redis) = RedisServer::start("limits_are_exact_across_instances") else {
+async fn limits_are_exact_across_instances_whose_clocks_disagree() {
+    let Some(redis) = RedisServer::start("limits_are_exact_across_instances_whose_clocks_disagree")
+    else {
         return;
     };
     let tight = |c: &mut Config| {
@@ -132,7 +134,17 @@ async fn limits_are_exact_across_instances() {
         c.limits.messages_burst = 5;
     };
     let a = spawn_shared(&redis, "org:", tight).await;
-    let b = spawn_shared(&redis, "org:", tight).await;
+    // B's own clock is ten minutes behind A's: the limits do not care,
+    // they run on Redis's clock.
+    let b = {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        shared_config(&mut config, &redis.url(), "org:");
+        tight(&mut config);
+        let behind =
+            roster::clock::ManualClock::new(roster::clock::SystemClock.now_ms() - 10 * 60 * 1000);
+        crate::common::spawn_app_at(dir, config, false, behind).await
+    };
     let sends = (0..16).map(|n| {
         let app = if n % 2 == 0 { &a } else { &b };
         async move { app.send_text(MEMBER, "hello").await }
@@ -397,6 +409,41 @@ async fn an_export_from_sled_imports_into_redis_with_everything() {
         "still opted out: {}",
         stopped.1
     );
+
+    // And back: `roster export` from Redis (no server running), `roster
+    // import` into a new sled data dir.
+    let from_redis = shared
+        .admin_get("/admin/export")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let file = target.path().join("from-redis.jsonl");
+    let mut export = crate::common::process::roster_command(target.path());
+    export
+        .env("ROSTER_STORAGE__BACKEND", "redis")
+        .env("ROSTER_STORAGE__REDIS_URL", redis.url())
+        .env("ROSTER_STORAGE__REDIS_PREFIX", "org:")
+        .arg("export")
+        .arg("--out")
+        .arg(&file);
+    let (code, stderr) = crate::common::process::run_to_end(export);
+    assert_eq!(code, Some(0), "{stderr}");
+    let back = tempfile::tempdir().unwrap();
+    let mut import = crate::common::process::roster_command(back.path());
+    import.arg("import").arg(&file);
+    let (code, stderr) = crate::common::process::run_to_end(import);
+    assert_eq!(code, Some(0), "{stderr}");
+    let mut config = test_config(back.path());
+    config.admin.token = ADMIN_TOKEN.to_owned();
+    let sled_again = crate::common::spawn_app_in(back, config, false).await;
+    let again = sled_again
+        .admin_get("/admin/export")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(export_lines(&from_redis), export_lines(&again));
 }
 
 /// Members in the directory an app serves, from `/readyz`.
