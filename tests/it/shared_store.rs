@@ -606,3 +606,147 @@ async fn the_dashboard_of_either_instance_counts_both() {
         assert!(!page.contains("zebra whisperers"), "{page}");
     }
 }
+
+/// A `roster serve` on `redis`, with a data dir of its own under `dir`.
+fn start_instance(
+    dir: &std::path::Path,
+    redis: &RedisServer,
+    members: &std::path::Path,
+) -> crate::common::process::RosterProcess {
+    let mut command = crate::common::process::roster_command(dir);
+    command
+        .arg("serve")
+        .env("TWILIO_AUTH_TOKEN", crate::common::AUTH_TOKEN)
+        .env("ROSTER_ADMIN__TOKEN", ADMIN_TOKEN)
+        .env("ROSTER_DIRECTORY__MEMBERS_CSV", members)
+        .env("ROSTER_STORAGE__BACKEND", "redis")
+        .env("ROSTER_STORAGE__REDIS_URL", redis.url())
+        .env("ROSTER_STORAGE__REDIS_TIMEOUT", "300ms")
+        .env("ROSTER_STORAGE__CHECK_EVERY", "50ms")
+        .env("ROSTER_LIMITS__MESSAGES_PER_HOUR", "1000000")
+        .env("ROSTER_LIMITS__SEARCHES_PER_HOUR", "1000000");
+    crate::common::process::RosterProcess::start(command)
+}
+
+/// Sends `fields` to the first instance that acknowledges it (200), as
+/// Twilio retries a delivery; `None` if none did within the time.
+async fn deliver(
+    instances: &[&crate::common::process::RosterProcess],
+    fields: &[(String, String)],
+) -> Option<String> {
+    let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut turn = 0;
+    while started.elapsed() < Duration::from_secs(20) {
+        let instance = instances[turn % instances.len()];
+        turn += 1;
+        let url = instance.url("/whatsapp/webhook");
+        let signature =
+            roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, fields);
+        let sent = client
+            .post(&url)
+            .header("x-twilio-signature", signature)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(crate::common::encode_form(fields))
+            .send()
+            .await;
+        if let Ok(response) = sent
+            && response.status() == 200
+        {
+            return Some(response.text().await.unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_an_instance_and_of_redis_loses_no_acknowledged_exchange() {
+    let Some(mut redis) =
+        RedisServer::start("kill_9_of_an_instance_and_of_redis_loses_no_acknowledged_exchange")
+    else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let members = root.path().join("members.csv");
+    std::fs::copy(crate::common::fixture("members.csv"), &members).unwrap();
+    let (dir_a, dir_b) = (root.path().join("a"), root.path().join("b"));
+    std::fs::create_dir_all(&dir_a).unwrap();
+    std::fs::create_dir_all(&dir_b).unwrap();
+    let a = start_instance(&dir_a, &redis, &members);
+    let b = start_instance(&dir_b, &redis, &members);
+    let phones = [MEMBER, crate::common::ASHA, "+919845000002"];
+    let mut sid = 0u64;
+    let mut next = |phone: &str| {
+        sid += 1;
+        whatsapp_form(
+            phone,
+            "Find doctors in Bangalore",
+            &format!("SMkill{sid:028}"),
+        )
+    };
+    let mut acknowledged = [0u64; 3];
+
+    // Both serve; then A is killed with messages in flight.
+    let mut in_flight = Vec::new();
+    for round in 0..6 {
+        for (i, phone) in phones.iter().enumerate() {
+            let fields = next(phone);
+            let order: [&crate::common::process::RosterProcess; 2] =
+                if round % 2 == 0 { [&a, &b] } else { [&b, &a] };
+            assert!(deliver(&order, &fields).await.is_some());
+            acknowledged[i] += 1;
+        }
+    }
+    for phone in phones {
+        let fields = next(phone);
+        let url = a.url("/whatsapp/webhook");
+        let signature =
+            roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, &fields);
+        let request = reqwest::Client::new()
+            .post(url)
+            .header("x-twilio-signature", signature)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(crate::common::encode_form(&fields));
+        in_flight.push((fields, tokio::spawn(request.send())));
+    }
+    a.crash();
+    // Whatever A did with them, Twilio delivers them again: to B.
+    for (i, (fields, _)) in in_flight.into_iter().enumerate() {
+        assert!(deliver(&[&b], &fields).await.is_some(), "B takes them");
+        acknowledged[i] += 1;
+    }
+
+    // Redis is killed too, with messages coming: 503 until it is back.
+    let fields = next(MEMBER);
+    redis.kill();
+    let url = b.url("/whatsapp/webhook");
+    let signature =
+        roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, &fields);
+    let refused = reqwest::Client::new()
+        .post(&url)
+        .header("x-twilio-signature", signature)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::common::encode_form(&fields))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    redis.restart();
+    assert!(deliver(&[&b], &fields).await.is_some(), "served again");
+    acknowledged[0] += 1;
+
+    // Every acknowledged exchange is there, each once.
+    for (i, phone) in phones.iter().enumerate() {
+        let session = b.admin_json(&format!("/admin/sessions/{phone}")).await;
+        assert_eq!(
+            session["messageCount"].as_u64(),
+            Some(acknowledged[i]),
+            "{phone}: {session}"
+        );
+    }
+    b.terminate();
+}
