@@ -2,7 +2,12 @@
 //! CPU 0 with this client pinned to CPU 1, then both unpinned, in one run.
 //!
 //! `cargo bench --bench load -- --pinned [--requests N] [--members N]
-//! [--clients K] [--rounds R]`
+//! [--clients K] [--rounds R] [--redis]`
+//!
+//! `--redis` adds a target: Roster with `storage.backend = "redis"` on a
+//! fresh `redis-server` (Debian's; a Unix socket, `appendfsync always`, the
+//! durability of strict mode), pinned to the server's CPU; its CPU is shown
+//! beside the server's.
 //!
 //! Each round runs, pinned and then unpinned: the ceiling (this bench's bare
 //! axum route, in a child process started like `roster`), Roster relaxed and
@@ -69,6 +74,7 @@ enum Server {
     Ceiling,
     Relaxed,
     Strict,
+    Redis,
 }
 
 impl Server {
@@ -77,6 +83,7 @@ impl Server {
             Server::Ceiling => "ceiling",
             Server::Relaxed => "relaxed",
             Server::Strict => "strict",
+            Server::Redis => "redis",
         }
     }
 }
@@ -91,6 +98,8 @@ struct Run {
     latencies_us: Vec<u32>,
     server_cpu: Duration,
     client_cpu: Duration,
+    /// redis-server's CPU over the run (the Redis target only).
+    redis_cpu: Option<Duration>,
     /// Webhook outcomes the server counted (empty for the ceiling).
     outcomes: BTreeMap<String, u64>,
 }
@@ -155,6 +164,9 @@ pub fn main() {
         for mode in [Mode::Pinned, Mode::Unpinned] {
             for server in [Server::Ceiling, Server::Relaxed, Server::Strict] {
                 plan.push((round, mode, server));
+            }
+            if std::env::args().any(|a| a == "--redis") {
+                plan.push((round, mode, Server::Redis));
             }
         }
     }
@@ -269,6 +281,47 @@ struct ServerProcess {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// The Redis target's redis-server.
+    redis: Option<Child>,
+}
+
+/// utime + stime of process `pid` (every thread), from /proc.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_secs_f64((utime + stime) as f64 / 100.0)
+}
+
+/// A redis-server on a Unix socket in `dir`, as durable as strict mode.
+fn start_redis(dir: &Path) -> (Child, PathBuf) {
+    let socket = dir.join("redis.sock");
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&socket)
+        .args(["--unixsocketperm", "700", "--dir"])
+        .arg(dir)
+        .args([
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--save",
+            "",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts (apt-get install redis-server)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, socket)
 }
 
 impl ServerProcess {
@@ -278,14 +331,12 @@ impl ServerProcess {
 
     /// utime + stime of the whole process (every thread), from /proc.
     fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are 14 and 15.
-        let after = stat.rsplit(')').next().unwrap_or_default();
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-        let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-        Duration::from_secs_f64((utime + stime) as f64 / 100.0)
+        process_cpu(self.child.id())
+    }
+
+    /// The same of its redis-server, if it has one.
+    fn redis_cpu(&self) -> Option<Duration> {
+        self.redis.as_ref().map(|r| process_cpu(r.id()))
     }
 
     /// SIGTERM (a clean shutdown: roster flushes), then SIGKILL after 30 s.
@@ -301,6 +352,15 @@ impl ServerProcess {
         eprintln!("\n  server {} did not stop within 30 s: killed", self.pid());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut redis) = self.redis.take() {
+            let _ = redis.kill();
+            let _ = redis.wait();
+        }
     }
 }
 
@@ -327,7 +387,7 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
             command.args(["--ceiling-server", &addr.to_string()]);
             command
         }
-        Server::Relaxed | Server::Strict => {
+        Server::Relaxed | Server::Strict | Server::Redis => {
             // ROSTER_LOAD_BIN runs another build (an older one, to compare).
             let binary = std::env::var_os("ROSTER_LOAD_BIN").map_or_else(
                 || env!("CARGO_BIN_EXE_roster").into(),
@@ -343,6 +403,18 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
     } else {
         "relaxed"
     };
+    // A child inherits the affinity of the thread that starts it.
+    if mode == Mode::Pinned {
+        set_affinity(Some(SERVER_CPU));
+    }
+    let redis = (server == Server::Redis).then(|| {
+        let (child, socket) = start_redis(data_dir);
+        command.env("ROSTER_STORAGE__BACKEND", "redis").env(
+            "ROSTER_STORAGE__REDIS_URL",
+            format!("unix://{}", socket.display()),
+        );
+        child
+    });
     command
         .current_dir(data_dir.parent().expect("work dir"))
         .env_clear()
@@ -360,10 +432,6 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("server log"));
-    // A child inherits the affinity of the thread that starts it.
-    if mode == Mode::Pinned {
-        set_affinity(Some(SERVER_CPU));
-    }
     let child = command.spawn().expect("server starts");
     if mode == Mode::Pinned {
         set_affinity(Some(CLIENT_CPU));
@@ -372,6 +440,7 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
         child,
         addr,
         log: log.to_owned(),
+        redis,
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -418,6 +487,7 @@ fn run_one(
     let total = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let server_before = child.cpu();
+    let redis_before = child.redis_cpu();
     let client_before = own_cpu();
     let started = Instant::now();
     let progress = {
@@ -451,6 +521,10 @@ fn run_one(
     });
     let elapsed = started.elapsed();
     let server_cpu = child.cpu().saturating_sub(server_before);
+    let redis_cpu = child
+        .redis_cpu()
+        .zip(redis_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let client_cpu = own_cpu().saturating_sub(client_before);
     stop.store(true, Ordering::Relaxed);
     let _ = progress.join();
@@ -480,6 +554,7 @@ fn run_one(
         latencies_us,
         server_cpu,
         client_cpu,
+        redis_cpu,
         outcomes: outcomes_counted,
     }
 }
@@ -580,6 +655,18 @@ fn print_table(runs: &[Run]) {
     println!(
         "(server/client CPU: % of one CPU over the run; answered: the server's webhook outcomes counted \"answered\")"
     );
+    for run in runs {
+        if let Some(redis) = run.redis_cpu {
+            println!(
+                "round {} {} redis: redis-server {:.1} µs/msg ({:.0}% of a CPU); roster + redis {:.1} µs/msg",
+                run.round,
+                run.mode.name(),
+                redis.as_secs_f64() * 1e6 / run.answered_http.max(1) as f64,
+                run.cpu_share(redis),
+                (run.server_cpu + redis).as_secs_f64() * 1e6 / run.answered_http.max(1) as f64
+            );
+        }
+    }
     for run in runs {
         let others: Vec<String> = run
             .outcomes

@@ -62,6 +62,13 @@ use std::time::{Duration, Instant};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{IntoConnectionInfo, Script, Value};
 
+mod hours;
+mod outbox;
+mod vectors;
+
+pub use self::hours::{OthersHour, SharedHours};
+pub use self::outbox::SharedOutbox;
+pub use self::vectors::SharedVectors;
 use super::StoreError;
 use super::record::PhoneRecord;
 use crate::config::StorageConfig;
@@ -278,23 +285,30 @@ impl SharedRecords {
         format!("{}{name}", self.prefix)
     }
 
-    /// Runs one command (a script invocation), bounded in time, noting
-    /// whether Redis answered.
+    /// Runs one script, bounded in time, noting whether Redis answered.
     async fn run<T: redis::FromRedisValue>(
         &self,
         what: &str,
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let mut connection = self.connection.clone();
-        let result = tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-            .await
-            .unwrap_or_else(|_| {
-                Err(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "no answer within storage.redis_timeout",
-                )))
-            });
+        let result = invoke(&self.connection, self.timeout, invocation).await;
+        self.noted(what, result)
+    }
+
+    /// Runs one pipeline (one round trip), bounded in time, noting whether
+    /// Redis answered.
+    async fn pipeline<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        pipe: &redis::Pipeline,
+    ) -> Result<T, StoreError> {
+        self.round_trips.fetch_add(1, Ordering::Relaxed);
+        let result = query(&self.connection, self.timeout, pipe).await;
+        self.noted(what, result)
+    }
+
+    fn noted<T>(&self, what: &str, result: redis::RedisResult<T>) -> Result<T, StoreError> {
         match result {
             Ok(value) => {
                 self.note_ok();
@@ -469,23 +483,15 @@ impl SharedRecords {
         limit: usize,
     ) -> Result<Vec<PhoneNumber>, StoreError> {
         let start = after.map_or_else(|| "-".to_owned(), |p| format!("({}", p.e164()));
-        let mut connection = self.connection.clone();
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let names: Result<Vec<String>, _> = tokio::time::timeout(
-            self.timeout,
-            redis::cmd("ZRANGEBYLEX")
-                .arg(self.index("phones"))
-                .arg(start)
-                .arg("+")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(limit)
-                .query_async(&mut connection),
-        )
-        .await
-        .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "no answer in time").into()));
-        let names = names.map_err(|e| self.note_failure("list phones", &e))?;
-        self.note_ok();
+        let mut pipe = redis::pipe();
+        pipe.cmd("ZRANGEBYLEX")
+            .arg(self.index("phones"))
+            .arg(start)
+            .arg("+")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit);
+        let (names,): (Vec<String>,) = self.pipeline("list phones", &pipe).await?;
         Ok(names
             .iter()
             .filter_map(|n| PhoneNumber::from_stored(n))
@@ -501,14 +507,7 @@ impl SharedRecords {
         for phone in phones {
             pipe.cmd("HGET").arg(self.key("p:", phone)).arg("r");
         }
-        let mut connection = self.connection.clone();
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let values: Result<Vec<Option<Vec<u8>>>, _> =
-            tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
-                .await
-                .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "no answer in time").into()));
-        let values = values.map_err(|e| self.note_failure("read records", &e))?;
-        self.note_ok();
+        let values: Vec<Option<Vec<u8>>> = self.pipeline("read records", &pipe).await?;
         let mut records = Vec::with_capacity(phones.len());
         for (phone, bytes) in phones.iter().zip(values) {
             if let Some(bytes) = bytes {
@@ -566,25 +565,6 @@ impl SharedRecords {
             .filter_map(|message| std::future::ready(message.get_payload::<String>().ok())))
     }
 
-    async fn pipeline<T: redis::FromRedisValue>(
-        &self,
-        what: &str,
-        pipe: &redis::Pipeline,
-    ) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        self.round_trips.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
-            .await
-            .unwrap_or_else(|_| Err((redis::ErrorKind::Io, "no answer in time").into()));
-        match result {
-            Ok(value) => {
-                self.note_ok();
-                Ok(value)
-            }
-            Err(e) => Err(self.note_failure(what, &e)),
-        }
-    }
-
     /// Script invocations and other commands sent, since start.
     pub fn round_trips(&self) -> u64 {
         self.round_trips.load(Ordering::Relaxed)
@@ -613,440 +593,37 @@ impl Lease {
     }
 }
 
-/// The dashboard's hourly figures in Redis: hash `<prefix>hour:<hour>`,
-/// one field per instance (a random id a process takes at start), value
-/// the hour's encoded counts, expiring when the hour leaves retention.
-/// Each instance writes only its own field, so nothing is counted twice
-/// and no write loses another's; the dashboard shows the sum. A restarted
-/// instance starts a new field, and its earlier one counts as another's.
-/// Used from blocking threads (the figures' flush), so it speaks over a
-/// plain connection.
-pub struct SharedHours {
-    client: redis::Client,
-    connection: Mutex<Option<redis::Connection>>,
-    prefix: String,
+/// `pipe` on `connection`, given up after `timeout`.
+async fn query<T: redis::FromRedisValue>(
+    connection: &ConnectionManager,
     timeout: Duration,
-    instance: String,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<T> {
+    let mut connection = connection.clone();
+    tokio::time::timeout(timeout, pipe.query_async(&mut connection))
+        .await
+        .unwrap_or_else(|_| Err(no_answer()))
 }
 
-impl std::fmt::Debug for SharedHours {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedHours")
-            .field("instance", &self.instance)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SharedRecords {
-    /// The dashboard's figures beside these records.
-    pub fn hours(&self) -> SharedHours {
-        SharedHours {
-            client: self.client.clone(),
-            connection: Mutex::new(None),
-            prefix: self.prefix.clone(),
-            timeout: self.timeout,
-            instance: new_token(),
-        }
-    }
-}
-
-/// What the other instances wrote for one hour.
-pub type OthersHour = (u64, Vec<Vec<u8>>);
-
-impl SharedHours {
-    fn hour_key(&self, hour: u64) -> String {
-        format!("{}hour:{hour}", self.prefix)
-    }
-
-    fn forgotten_key(&self) -> String {
-        format!("{}hours:texts-forgotten-at", self.prefix)
-    }
-
-    /// Runs `work` on the connection, connecting first if need be; a
-    /// failed connection is dropped, to be made again next time.
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, String> {
-        let mut slot = self.connection.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            let connection = self
-                .client
-                .get_connection_with_timeout(self.timeout)
-                .and_then(|c| {
-                    c.set_read_timeout(Some(self.timeout))?;
-                    c.set_write_timeout(Some(self.timeout))?;
-                    Ok(c)
-                })
-                .map_err(|e| e.to_string())?;
-            *slot = Some(connection);
-        }
-        let Some(connection) = slot.as_mut() else {
-            return Err("no connection".to_owned());
-        };
-        let result = work(connection).map_err(|e| e.to_string());
-        if result.is_err() {
-            *slot = None;
-        }
-        result
-    }
-
-    /// Writes this instance's `hours`, each expiring at its `expire_at`
-    /// (seconds since the epoch).
-    pub fn write_own(&self, hours: &[(u64, Vec<u8>, u64)]) -> Result<(), String> {
-        self.with(|c| {
-            let mut pipe = redis::pipe();
-            for (hour, value, expire_at) in hours {
-                let key = self.hour_key(*hour);
-                pipe.hset(&key, &self.instance, value.as_slice())
-                    .ignore()
-                    .expire_at(&key, i64::try_from(*expire_at).unwrap_or(i64::MAX))
-                    .ignore();
-            }
-            pipe.query::<()>(c)
-        })
-    }
-
-    /// What the other instances (and this one's earlier runs) wrote for
-    /// each hour from `first` to `last`.
-    pub fn others(&self, first: u64, last: u64) -> Result<Vec<OthersHour>, String> {
-        let hours: Vec<u64> = (first..=last).collect();
-        let all: Vec<std::collections::HashMap<String, Vec<u8>>> = self.with(|c| {
-            let mut pipe = redis::pipe();
-            for hour in &hours {
-                pipe.hgetall(self.hour_key(*hour));
-            }
-            pipe.query(c)
-        })?;
-        Ok(hours
-            .into_iter()
-            .zip(all)
-            .filter(|(_, fields)| !fields.is_empty())
-            .map(|(hour, fields)| {
-                let values = fields
-                    .into_iter()
-                    .filter(|(instance, _)| *instance != self.instance)
-                    .map(|(_, value)| value)
-                    .collect();
-                (hour, values)
-            })
-            .collect())
-    }
-
-    /// Rewrites every instance's field of the hours from `first` to
-    /// `last` with `rewrite` (forgetting texts), and marks the time, so
-    /// that every running instance forgets its own too.
-    pub fn rewrite_all(
-        &self,
-        first: u64,
-        last: u64,
-        now_ms: u64,
-        expire_at: impl Fn(u64) -> u64,
-        rewrite: impl Fn(&[u8]) -> Option<Vec<u8>>,
-    ) -> Result<(), String> {
-        self.with(|c| {
-            redis::cmd("SET")
-                .arg(self.forgotten_key())
-                .arg(now_ms)
-                .query::<()>(c)?;
-            for hour in first..=last {
-                let key = self.hour_key(hour);
-                let fields: std::collections::HashMap<String, Vec<u8>> =
-                    redis::cmd("HGETALL").arg(&key).query(c)?;
-                for (instance, value) in fields {
-                    if let Some(rewritten) = rewrite(&value) {
-                        redis::pipe()
-                            .hset(&key, instance, rewritten)
-                            .ignore()
-                            .expire_at(&key, i64::try_from(expire_at(hour)).unwrap_or(i64::MAX))
-                            .ignore()
-                            .query::<()>(c)?;
-                    }
-                }
-            }
-            Ok(())
-        })
-    }
-
-    /// When texts were last forgotten on any instance (ms), if ever.
-    pub fn texts_forgotten_at(&self) -> Result<Option<u64>, String> {
-        self.with(|c| redis::cmd("GET").arg(self.forgotten_key()).query(c))
-    }
-}
-
-/// The embedding-vector cache in Redis: one hash per model,
-/// `<prefix>vectors:<model>`, field = the SHA-1 of the text embedded (hex).
-#[derive(Clone)]
-pub struct SharedVectors {
-    connection: ConnectionManager,
-    prefix: String,
+/// A script on `connection` (EVALSHA, loading it if Redis lost it), given
+/// up after `timeout`.
+async fn invoke<T: redis::FromRedisValue>(
+    connection: &ConnectionManager,
     timeout: Duration,
+    invocation: &redis::ScriptInvocation<'_>,
+) -> redis::RedisResult<T> {
+    let mut connection = connection.clone();
+    tokio::time::timeout(timeout, invocation.invoke_async(&mut connection))
+        .await
+        .unwrap_or_else(|_| Err(no_answer()))
 }
 
-impl SharedRecords {
-    /// The vector cache beside these records.
-    pub fn vectors(&self) -> SharedVectors {
-        SharedVectors {
-            connection: self.connection.clone(),
-            prefix: self.prefix.clone(),
-            timeout: self.timeout,
-        }
-    }
-}
-
-impl SharedVectors {
-    /// A cache key (model, zero byte, SHA-1) as its hash and field.
-    fn place(&self, key: &[u8]) -> (String, String) {
-        let split = key.iter().position(|&b| b == 0).unwrap_or(key.len());
-        let model = String::from_utf8_lossy(&key[..split]);
-        let hash: String = key
-            .get(split + 1..)
-            .unwrap_or_default()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        (format!("{}vectors:{model}", self.prefix), hash)
-    }
-
-    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, String> {
-        let mut connection = self.connection.clone();
-        tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
-            .await
-            .map_err(|_| "no answer within storage.redis_timeout".to_owned())?
-            .map_err(|e| e.to_string())
-    }
-
-    /// The stored values of `keys`, in one round trip.
-    pub async fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, String> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for key in keys {
-            let (hash, field) = self.place(key);
-            pipe.hget(hash, field);
-        }
-        self.query(&pipe).await
-    }
-
-    /// Stores `values`, in one round trip.
-    pub async fn put_many(&self, values: &[(&[u8], Vec<u8>)]) -> Result<(), String> {
-        if values.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        for (key, value) in values {
-            let (hash, field) = self.place(key);
-            pipe.hset(hash, field, value.as_slice()).ignore();
-        }
-        self.query(&pipe).await
-    }
-}
-
-/// Queues a late reply once per MessageSid: the `seen` key, then the
-/// stream entry, in one step.
-const OUTBOX_ADD: &str = r"
-if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3]) then
-  redis.call('XADD', KEYS[1], '*', 'sid', ARGV[1], 'value', ARGV[2])
-  return 1
-end
-return 0
-";
-
-/// How long a MessageSid's late reply is remembered as queued.
-const OUTBOX_SEEN_SECS: u64 = 24 * 3600;
-/// The consumer group every instance reads the outbox stream in.
-const OUTBOX_GROUP: &str = "senders";
-/// Entries taken at once.
-const OUTBOX_BATCH: usize = 16;
-
-/// The late-reply outbox in Redis: the stream `<prefix>outbox` read by the
-/// consumer group `senders`, each instance a consumer of its own (a random
-/// name per process). An entry read by an instance stays in its pending
-/// list until sent; one that an instance has not touched for
-/// `takeover` (it stopped, or died) is claimed by the next instance that
-/// looks (`XAUTOCLAIM`), so each reply is sent by one instance at a time
-/// and none is left behind. Parts already accepted are recorded in the
-/// hash `<prefix>outbox:progress`, so a takeover does not send them again.
-pub struct SharedOutbox {
-    connection: ConnectionManager,
-    prefix: String,
-    timeout: Duration,
-    consumer: String,
-    takeover: Duration,
-    add: Script,
-    group_ready: AtomicBool,
-}
-
-impl SharedRecords {
-    /// The outbox beside these records; an entry left alone for `takeover`
-    /// goes to another instance.
-    pub fn outbox(&self, takeover: Duration) -> SharedOutbox {
-        SharedOutbox {
-            connection: self.connection.clone(),
-            prefix: self.prefix.clone(),
-            timeout: self.timeout,
-            consumer: new_token(),
-            takeover,
-            add: Script::new(OUTBOX_ADD),
-            group_ready: AtomicBool::new(false),
-        }
-    }
-}
-
-impl SharedOutbox {
-    fn stream(&self) -> String {
-        format!("{}outbox", self.prefix)
-    }
-
-    fn progress_key(&self) -> String {
-        format!("{}outbox:progress", self.prefix)
-    }
-
-    async fn query<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T, String> {
-        let mut connection = self.connection.clone();
-        tokio::time::timeout(self.timeout, pipe.query_async(&mut connection))
-            .await
-            .map_err(|_| "no answer within storage.redis_timeout".to_owned())?
-            .map_err(|e| e.to_string())
-    }
-
-    pub async fn add(&self, message_sid: &str, value: &[u8]) -> Result<bool, String> {
-        let mut invocation = self.add.key(self.stream());
-        invocation
-            .key(format!("{}outbox:seen:{message_sid}", self.prefix))
-            .arg(message_sid)
-            .arg(value)
-            .arg(OUTBOX_SEEN_SECS);
-        let mut connection = self.connection.clone();
-        let added: i64 =
-            tokio::time::timeout(self.timeout, invocation.invoke_async(&mut connection))
-                .await
-                .map_err(|_| "no answer within storage.redis_timeout".to_owned())?
-                .map_err(|e| e.to_string())?;
-        Ok(added == 1)
-    }
-
-    async fn ensure_group(&self) -> Result<(), String> {
-        if self.group_ready.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.cmd("XGROUP")
-            .arg("CREATE")
-            .arg(self.stream())
-            .arg(OUTBOX_GROUP)
-            .arg("0")
-            .arg("MKSTREAM");
-        match self.query::<()>(&pipe).await {
-            Ok(()) => {}
-            Err(e) if e.contains("BUSYGROUP") => {}
-            Err(e) => return Err(e),
-        }
-        self.group_ready.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    /// Entries left by an instance that stopped, then new ones.
-    pub async fn take(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
-        use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-        self.ensure_group().await?;
-        let takeover_ms = u64::try_from(self.takeover.as_millis()).unwrap_or(u64::MAX);
-        let mut pipe = redis::pipe();
-        pipe.cmd("XAUTOCLAIM")
-            .arg(self.stream())
-            .arg(OUTBOX_GROUP)
-            .arg(&self.consumer)
-            .arg(takeover_ms)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(OUTBOX_BATCH)
-            .cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(OUTBOX_GROUP)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(OUTBOX_BATCH)
-            .arg("STREAMS")
-            .arg(self.stream())
-            .arg(">");
-        let (claimed, read): (StreamAutoClaimReply, Option<StreamReadReply>) =
-            self.query(&pipe).await?;
-        let entries: Vec<StreamId> = claimed
-            .claimed
-            .into_iter()
-            .chain(read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids))
-            .collect();
-        if entries.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        pipe.cmd("HMGET").arg(self.progress_key());
-        for entry in &entries {
-            pipe.arg(&entry.id);
-        }
-        let (progress,): (Vec<Option<Vec<u8>>>,) = self.query(&pipe).await?;
-        Ok(entries
-            .into_iter()
-            .zip(progress)
-            .filter_map(|(entry, progress)| {
-                let value = match progress {
-                    Some(value) => value,
-                    None => match entry.map.get("value")? {
-                        Value::BulkString(bytes) => bytes.clone(),
-                        _ => return None,
-                    },
-                };
-                Some((entry.id.into_bytes(), value))
-            })
-            .collect())
-    }
-
-    fn claim(&self, pipe: &mut redis::Pipeline, id: &str) {
-        pipe.cmd("XCLAIM")
-            .arg(self.stream())
-            .arg(OUTBOX_GROUP)
-            .arg(&self.consumer)
-            .arg(0)
-            .arg(id)
-            .arg("JUSTID")
-            .ignore();
-    }
-
-    pub async fn progress(&self, id: &[u8], value: &[u8]) -> Result<(), String> {
-        let id = String::from_utf8_lossy(id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(self.progress_key(), id.as_ref(), value)
-            .ignore();
-        self.claim(&mut pipe, &id);
-        self.query(&pipe).await
-    }
-
-    pub async fn keep(&self, id: &[u8]) -> Result<(), String> {
-        let id = String::from_utf8_lossy(id);
-        let mut pipe = redis::pipe();
-        self.claim(&mut pipe, &id);
-        self.query(&pipe).await
-    }
-
-    pub async fn done(&self, id: &[u8]) -> Result<(), String> {
-        let id = String::from_utf8_lossy(id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("XACK")
-            .arg(self.stream())
-            .arg(OUTBOX_GROUP)
-            .arg(id.as_ref())
-            .ignore()
-            .cmd("XDEL")
-            .arg(self.stream())
-            .arg(id.as_ref())
-            .ignore()
-            .hdel(self.progress_key(), id.as_ref())
-            .ignore();
-        self.query(&pipe).await
-    }
+fn no_answer() -> redis::RedisError {
+    (
+        redis::ErrorKind::Io,
+        "no answer within storage.redis_timeout",
+    )
+        .into()
 }
 
 /// How a directory file is told apart from another: SHA-1 of its bytes.
