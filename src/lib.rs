@@ -50,6 +50,13 @@
 //! writes again the process exits for its supervisor to restart it
 //! ([`store::health`]).
 //!
+//! With `storage.backend = "redis"` the phone records, and what the
+//! dashboard counts, the vectors and the outbox, live in a Redis that
+//! several instances share instead ([`store::shared`]): a turn is a lease
+//! on the phone taken with the read, the commit is fenced by the record's
+//! version, time is Redis's clock, and a directory that loads on one
+//! instance is published to all (`http::directory_sync`).
+//!
 //! # Modules
 //!
 //! No import circle runs between these folders and files
@@ -65,7 +72,7 @@
 //! | [`conversation`] | what is stored about a conversation: [`conversation::Session`], [`conversation::Entry`], [`conversation::Intent`], [`conversation::Entities`], their stored version |
 //! | [`assistant`] | understanding a message, searching, composing the reply |
 //! | [`models`] | optional chat and embedding models over an OpenAI-compatible API, and their counters |
-//! | [`store`] | **the only code that names sled**: the phone records, turns, cache, group commit, sweeper, migration of older data dirs, export/import, `check-data`, opening the data dir and watching its health, and the trees kept for the dashboard, the vectors and the outbox |
+//! | [`store`] | **the only code that names sled** (and Redis): the phone records, turns, cache, group commit, sweeper, migration of older data dirs, export/import, `check-data`, opening the data dir and watching its health, and the trees kept for the dashboard, the vectors and the outbox; the shared Redis backend behind the same types |
 //! | [`limits`] | rate limits on governor's GCRA; their state lives in the phone record |
 //! | [`cli`] | the CLI's side: the chat simulator, operator commands, the admin client |
 //! | [`clock`] | injected time |

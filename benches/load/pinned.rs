@@ -407,14 +407,6 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
     if mode == Mode::Pinned {
         set_affinity(Some(SERVER_CPU));
     }
-    let redis = (server == Server::Redis).then(|| {
-        let (child, socket) = start_redis(data_dir);
-        command.env("ROSTER_STORAGE__BACKEND", "redis").env(
-            "ROSTER_STORAGE__REDIS_URL",
-            format!("unix://{}", socket.display()),
-        );
-        child
-    });
     command
         .current_dir(data_dir.parent().expect("work dir"))
         .env_clear()
@@ -432,6 +424,16 @@ fn start(mode: Mode, server: Server, csv: &Path, data_dir: &Path, log: &Path) ->
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("server log"));
+    let redis = (server == Server::Redis).then(|| {
+        let redis_dir = data_dir.join("redis");
+        std::fs::create_dir_all(&redis_dir).expect("redis dir");
+        let (child, socket) = start_redis(&redis_dir);
+        command.env("ROSTER_STORAGE__BACKEND", "redis").env(
+            "ROSTER_STORAGE__REDIS_URL",
+            format!("unix://{}", socket.display()),
+        );
+        child
+    });
     let child = command.spawn().expect("server starts");
     if mode == Mode::Pinned {
         set_affinity(Some(CLIENT_CPU));

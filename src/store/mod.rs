@@ -1,6 +1,11 @@
 //! Where everything Roster keeps about phones lives: one record per phone in
 //! a sled tree, a moka cache in front, per-phone turns, group commit, the
-//! sweeper, and the migration of older data dirs.
+//! sweeper, and the migration of older data dirs; or, with
+//! `storage.backend = "redis"`, the same records in a Redis that several
+//! instances share ([`shared`]), behind the same [`Store`] and [`Turn`]:
+//! [`Store::turn`] then takes the phone's lease with the read and
+//! [`Turn::commit`] writes under it, so nothing above the store knows
+//! which backend it runs on.
 //!
 //! # Layout
 //!
