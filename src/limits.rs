@@ -249,9 +249,10 @@ impl Limits {
         previous.max(reading)
     }
 
-    /// What a phone with `state` has left now.
-    pub fn view(&self, state: &LimitState) -> LimitsView {
-        let now = self.now_ns();
+    /// What a phone with `state` has left at `now_ms` (the time of the turn
+    /// that read it: with a shared store, Redis's clock).
+    pub fn view_at(&self, state: &LimitState, now_ms: u64) -> LimitsView {
+        let now = self.at(now_ms);
         LimitsView {
             messages: self.messages.peek(&state.messages, now),
             searches: self.searches.peek(&state.searches, now),

@@ -170,7 +170,7 @@ pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitC
             SessionDetail::new(
                 &phone,
                 state.session.as_ref(),
-                local.limits.view(&state.limits),
+                local.limits.view_at(&state.limits, state.now_ms),
                 state.opted_out_at_ms,
                 local.clock.now_ms(),
             )
@@ -283,10 +283,10 @@ pub async fn limits_show(target: &Target, phone: &str) -> anyhow::Result<ExitCod
                 .await?
         }
         Source::Local(local) => {
-            let state = local.sessions.limit_state(&phone).await?;
+            let state = local.sessions.phone_state(&phone).await?;
             LimitsOf {
                 phone_number: phone.e164(),
-                limits: local.limits.view(&state).into(),
+                limits: local.limits.view_at(&state.limits, state.now_ms).into(),
             }
         }
     };

@@ -120,7 +120,7 @@ async fn show_session(
     SessionDetail::new(
         &phone,
         state.session.as_ref(),
-        app.limits.view(&state.limits),
+        app.limits.view_at(&state.limits, state.now_ms),
         state.opted_out_at_ms,
         app.clock.now_ms(),
     )
@@ -134,10 +134,10 @@ async fn show_limits(
     Path(phone): Path<String>,
 ) -> Result<Json<LimitsOf>, AdminError> {
     let phone = parse_phone(&app, &phone)?;
-    let state = app.sessions.limit_state(&phone).await?;
+    let state = app.sessions.phone_state(&phone).await?;
     Ok(Json(LimitsOf {
         phone_number: phone.e164(),
-        limits: app.limits.view(&state).into(),
+        limits: app.limits.view_at(&state.limits, state.now_ms).into(),
     }))
 }
 

@@ -739,12 +739,8 @@ impl Store {
             session: turn.session().cloned(),
             limits: turn.limit_state(),
             opted_out_at_ms: turn.opted_out_since(),
+            now_ms: turn.now_ms(),
         })
-    }
-
-    /// What `phone`'s limits record, for a view; takes the phone's turn.
-    pub async fn limit_state(&self, phone: &PhoneNumber) -> Result<LimitState, StoreError> {
-        Ok(self.turn(*phone).await?.limit_state())
     }
 
     /// When `phone` opted out, if it has; takes the phone's turn.
@@ -1156,6 +1152,8 @@ pub struct PhoneState {
     pub session: Option<Session>,
     pub limits: LimitState,
     pub opted_out_at_ms: Option<u64>,
+    /// The time of the turn that read them (with a shared store, Redis's).
+    pub now_ms: u64,
 }
 
 /// Counts the records that hold a session.

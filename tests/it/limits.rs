@@ -60,8 +60,8 @@ impl Stored {
     }
 
     async fn view(&self, phone: &PhoneNumber) -> roster::limits::LimitsView {
-        let state = self.store.limit_state(phone).await.unwrap();
-        self.limits.view(&state)
+        let state = self.store.phone_state(phone).await.unwrap();
+        self.limits.view_at(&state.limits, state.now_ms)
     }
 }
 

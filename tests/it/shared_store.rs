@@ -448,15 +448,7 @@ async fn an_export_from_sled_imports_into_redis_with_everything() {
 
 /// Members in the directory an app serves, from `/readyz`.
 async fn members(app: &TestApp) -> u64 {
-    let ready: serde_json::Value = app
-        .client
-        .get(app.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = app.admin_json("/readyz").await;
     ready["members"].as_u64().unwrap()
 }
 
@@ -578,13 +570,9 @@ async fn the_dashboard_of_either_instance_counts_both() {
     }
     // Forgetting the texts on one instance forgets them on both.
     let signed = a.sign_in().await;
+    let csrf = [("csrf", signed.csrf.as_str())];
     let forgot = a
-        .post_page(
-            &signed,
-            "/dashboard/searches/forget",
-            &[("csrf", &signed.csrf)],
-            None,
-        )
+        .post_page(&signed, "/dashboard/searches/forget", &csrf, None)
         .await;
     assert_eq!(forgot.status(), 303);
     for app in [&a, &b] {
@@ -628,6 +616,22 @@ fn start_instance(
     crate::common::process::RosterProcess::start(command)
 }
 
+/// The webhook request for `fields` to `instance`, signed as Twilio signs.
+fn signed(
+    client: &reqwest::Client,
+    instance: &crate::common::process::RosterProcess,
+    fields: &[(String, String)],
+) -> reqwest::RequestBuilder {
+    let url = instance.url("/whatsapp/webhook");
+    let signature =
+        roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, fields);
+    client
+        .post(url)
+        .header("x-twilio-signature", signature)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::common::encode_form(fields))
+}
+
 /// Sends `fields` to the first instance that acknowledges it (200), as
 /// Twilio retries a delivery; `None` if none did within the time.
 async fn deliver(
@@ -643,16 +647,7 @@ async fn deliver(
     while started.elapsed() < Duration::from_secs(20) {
         let instance = instances[turn % instances.len()];
         turn += 1;
-        let url = instance.url("/whatsapp/webhook");
-        let signature =
-            roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, fields);
-        let sent = client
-            .post(&url)
-            .header("x-twilio-signature", signature)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(crate::common::encode_form(fields))
-            .send()
-            .await;
+        let sent = signed(&client, instance, fields).send().await;
         if let Ok(response) = sent
             && response.status() == 200
         {
@@ -703,14 +698,7 @@ async fn kill_9_of_an_instance_and_of_redis_loses_no_acknowledged_exchange() {
     }
     for phone in phones {
         let fields = next(phone);
-        let url = a.url("/whatsapp/webhook");
-        let signature =
-            roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, &fields);
-        let request = reqwest::Client::new()
-            .post(url)
-            .header("x-twilio-signature", signature)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(crate::common::encode_form(&fields));
+        let request = signed(&reqwest::Client::new(), &a, &fields);
         in_flight.push((fields, tokio::spawn(request.send())));
     }
     a.crash();
@@ -723,17 +711,7 @@ async fn kill_9_of_an_instance_and_of_redis_loses_no_acknowledged_exchange() {
     // Redis is killed too, with messages coming: 503 until it is back.
     let fields = next(MEMBER);
     redis.kill();
-    let url = b.url("/whatsapp/webhook");
-    let signature =
-        roster::twilio::SignatureVerifier::new(crate::common::AUTH_TOKEN).sign(&url, &fields);
-    let refused = reqwest::Client::new()
-        .post(&url)
-        .header("x-twilio-signature", signature)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(crate::common::encode_form(&fields))
-        .send()
-        .await
-        .unwrap();
+    let refused = b.post_signed(&fields).await;
     assert_eq!(refused.status(), 503);
     redis.restart();
     assert!(deliver(&[&b], &fields).await.is_some(), "served again");

@@ -1101,7 +1101,7 @@ pub(super) async fn lookup(
         return forbidden(&app);
     }
     let result = match PhoneNumber::parse(form.phone.trim(), app.config.directory.default_region) {
-        Ok(phone) => match app.sessions.limit_state(&phone).await {
+        Ok(phone) => match app.sessions.phone_state(&phone).await {
             Err(e) => LookupResult {
                 masked: phone.masked(),
                 messages: String::new(),
@@ -1110,7 +1110,7 @@ pub(super) async fn lookup(
                 error: Some(format!("The limits could not be read: {e}")),
             },
             Ok(state) => {
-                let limits = app.limits.view(&state);
+                let limits = app.limits.view_at(&state.limits, state.now_ms);
                 let left = |r: crate::limits::Remaining| {
                     let mut text = format!("{} of {} left this hour", r.remaining, r.limit);
                     if r.remaining == 0 {
