@@ -718,6 +718,14 @@ impl Config {
     }
 
     /// Range checks that the types alone do not express.
+    /// The longest one message's turn may hold its phone: the request
+    /// timeout, or, on the late-reply path (which the request timeout does
+    /// not cut off), both models' timeouts and a few storage commands.
+    pub fn longest_turn(&self) -> Duration {
+        let late = self.llm.timeout + self.embeddings.timeout + self.storage.redis_timeout * 4;
+        self.server.request_timeout.max(late)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         fn check(
             ok: bool,

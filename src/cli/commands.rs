@@ -44,7 +44,6 @@ enum Source {
 struct LocalState {
     sessions: Store,
     limits: Limits,
-    clock: SharedClock,
 }
 
 impl LocalState {
@@ -59,16 +58,12 @@ impl LocalState {
         let sessions = match config.storage.backend {
             Backend::Sled => sessions,
             Backend::Redis => sessions.with_shared(
-                SharedRecords::connect(&config.storage, config.server.request_timeout)
+                SharedRecords::connect(&config.storage, config.longest_turn())
                     .map_err(|e| other(e.to_string()))?,
             ),
         };
         let limits = Limits::new(&config.limits, clock.clone());
-        Ok(LocalState {
-            sessions,
-            limits,
-            clock,
-        })
+        Ok(LocalState { sessions, limits })
     }
 }
 
@@ -172,7 +167,7 @@ pub async fn sessions_show(target: &Target, phone: &str) -> anyhow::Result<ExitC
                 state.session.as_ref(),
                 local.limits.view_at(&state.limits, state.now_ms),
                 state.opted_out_at_ms,
-                local.clock.now_ms(),
+                state.now_ms,
             )
         }
     };
@@ -392,7 +387,7 @@ async fn write_export(
                 .with_context(|| format!("cannot write {destination}"))?;
         }
         Source::Local(local) => {
-            let counts = export::export(&local.sessions, local.clock.now_ms(), sink)?;
+            let counts = export::export(&local.sessions, local.sessions.now_ms(), sink)?;
             eprintln!(
                 "exported {} sessions and {} rate-limit entries and {} opt-outs",
                 counts.sessions, counts.limits, counts.opt_outs

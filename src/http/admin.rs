@@ -122,7 +122,7 @@ async fn show_session(
         state.session.as_ref(),
         app.limits.view_at(&state.limits, state.now_ms),
         state.opted_out_at_ms,
-        app.clock.now_ms(),
+        state.now_ms,
     )
     .map(Json)
     .ok_or(AdminError::NotFound)
@@ -219,7 +219,7 @@ async fn reload_directory(State(app): State<AppState>) -> Response {
 /// response (no final chunk), and the client sees a broken body, never a
 /// clean but truncated one.
 async fn export(State(app): State<AppState>) -> Response {
-    let now = app.clock.now_ms();
+    let now = app.sessions.now_ms();
     let body = export_body(move |out| crate::store::export::export(&app.sessions, now, out));
     ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
 }

@@ -5,9 +5,11 @@
 //! [`publish`]es the file's bytes: stored in Redis with their hash, and the
 //! hash announced on a channel. Every instance [`follow`]s that channel and,
 //! when the published file differs from its own `directory.members_csv`,
-//! writes it there (beside it, then renamed over it) and loads it as a
-//! reload does. A file that does not load is never published, so a bad
-//! file changes nothing anywhere. An instance that starts, or whose
+//! writes it beside that file, checks that it loads there, and only then
+//! renames it over the file and loads it as a reload does. What is
+//! published is exactly the bytes that loaded; a file that does not load is
+//! never published, nor taken by an instance where it does not load, so a
+//! bad file changes nothing anywhere. An instance that starts, or whose
 //! subscription was lost and is back, first catches up with what was
 //! published meanwhile. The synonyms file is not shared: it is part of each
 //! instance's deployment.
@@ -21,16 +23,28 @@ use super::AppState;
 use crate::shutdown::Shutdown;
 use crate::store::shared::content_hash;
 
-/// Publishes the directory file in use, after this instance loaded it.
-pub(super) async fn publish(app: &AppState) {
+/// The directory file's bytes as they are now, with a shared store (the
+/// bytes a reload is about to load, for [`publish`]).
+pub(super) async fn read_file(app: &AppState) -> Option<Vec<u8>> {
+    app.sessions.shared()?;
+    tokio::fs::read(&app.config.directory.members_csv)
+        .await
+        .ok()
+}
+
+/// Publishes the directory file this instance just loaded: `loaded` are
+/// its bytes as read before the load, and it is published only if the file
+/// still holds them, so that what goes out is exactly what loaded here.
+pub(super) async fn publish(app: &AppState, loaded: Option<Vec<u8>>) {
     let Some(shared) = app.sessions.shared() else {
         return;
     };
-    let path = app.config.directory.members_csv.clone();
-    let file = match tokio::fs::read(&path).await {
-        Ok(file) => file,
-        Err(e) => {
-            tracing::error!(file = %path.display(), "the directory was not shared with the other instances: cannot read it ({e})");
+    let path = &app.config.directory.members_csv;
+    let now = tokio::fs::read(path).await.ok();
+    let file = match (loaded, now) {
+        (Some(loaded), Some(now)) if loaded == now => loaded,
+        _ => {
+            tracing::warn!(file = %path.display(), "the directory file changed while it loaded; not shared with the other instances (reload again)");
             return;
         }
     };
@@ -95,13 +109,21 @@ async fn adopt(app: &AppState) {
         return;
     }
     let written = {
-        let path = path.clone();
-        tokio::task::spawn_blocking(move || replace(&path, &file)).await
+        let (path, config) = (path.clone(), std::sync::Arc::clone(&app.config));
+        tokio::task::spawn_blocking(move || {
+            replace_if_it_loads(
+                &path,
+                &file,
+                config.directory.sheet(),
+                config.directory.default_region,
+            )
+        })
+        .await
     };
     match written {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            tracing::error!(file = %path.display(), "cannot take the directory another instance published: {e}");
+            tracing::error!(file = %path.display(), "the directory another instance published was not taken here (the file here is unchanged): {e}");
             return;
         }
         Err(e) => {
@@ -119,16 +141,33 @@ async fn adopt(app: &AppState) {
     }
 }
 
-/// Writes `bytes` beside `path` and renames the copy over it, so that a
-/// crash leaves either the old file or the new one.
-fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` beside `path` (with its extension, which says its
+/// format), checks that they load as a directory here, and only then
+/// renames the copy over `path`, so that neither a file that does not load
+/// nor a crash midway ever replaces the file this instance starts from.
+fn replace_if_it_loads(
+    path: &Path,
+    bytes: &[u8],
+    sheet: Option<&str>,
+    region: crate::phone::Region,
+) -> Result<(), String> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut copy = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut copy, bytes)?;
-    copy.as_file().sync_all()?;
-    copy.persist(path).map_err(|e| e.error)?;
+    let suffix = path
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default();
+    let mut copy = tempfile::Builder::new()
+        .prefix(".published-")
+        .suffix(&suffix)
+        .tempfile_in(dir)
+        .map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut copy, bytes).map_err(|e| e.to_string())?;
+    copy.as_file().sync_all().map_err(|e| e.to_string())?;
+    crate::directory::Directory::load_sheet(copy.path(), sheet, region)
+        .map_err(|e| format!("it does not load here: {e}"))?;
+    copy.persist(path).map_err(|e| e.error.to_string())?;
     Ok(())
 }

@@ -103,7 +103,7 @@ impl App {
             Backend::Sled => sessions,
             Backend::Redis => sessions.with_shared(SharedRecords::connect(
                 &config.storage,
-                config.server.request_timeout,
+                config.longest_turn(),
             )?),
         };
         let limits = Limits::new(&config.limits, options.clock.clone());

@@ -58,8 +58,9 @@ impl AppState {
     /// instance swaps in the same one (`directory_sync`); a bad file
     /// changes nothing anywhere.
     pub async fn reload_directory(&self) -> Result<Arc<Assistant>, LoadError> {
+        let before = super::directory_sync::read_file(self).await;
         let assistant = self.load_directory().await?;
-        super::directory_sync::publish(self).await;
+        super::directory_sync::publish(self, before).await;
         Ok(assistant)
     }
 

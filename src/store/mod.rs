@@ -278,6 +278,9 @@ pub struct Store {
     /// the `phones` tree (the data dir then keeps only this instance's
     /// own trees: figures, vectors, outbox).
     shared: Option<Arc<SharedRecords>>,
+    /// With a shared store: Redis's clock less this process's, as of the
+    /// last turn (what listings and exports reckon expiry by).
+    shared_skew_ms: std::sync::atomic::AtomicI64,
 }
 
 impl std::fmt::Debug for Store {
@@ -394,6 +397,7 @@ impl Store {
             opted_out: Mutex::new(opted_out),
             unconfirmed: Mutex::new(HashSet::new()),
             shared: None,
+            shared_skew_ms: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -428,6 +432,9 @@ impl Store {
             }
             Some(shared) => {
                 let begun = shared.begin(phone, self.clock.advanced_ms()).await?;
+                let skew = i64::try_from(begun.now_ms).unwrap_or(i64::MAX)
+                    - i64::try_from(self.clock.now_ms()).unwrap_or(i64::MAX);
+                self.shared_skew_ms.store(skew, Ordering::Relaxed);
                 let stored = begun.record.map(Arc::new);
                 Ok(Turn::new(
                     self,
@@ -453,8 +460,10 @@ impl Store {
         self.dedupe_ttl_ms
     }
 
+    /// The store's time now (this clock, or Redis's with a shared store):
+    /// what an export or a view reckons expiry by.
     pub fn now_ms(&self) -> u64 {
-        self.clock.now_ms()
+        self.live_now()
     }
 
     fn keeping(&self) -> Keeping {
@@ -819,10 +828,10 @@ impl Store {
         if let Some(shared) = &self.shared {
             // Phones whose record expired are skipped; keep paging until
             // a page has records or the phones run out.
-            let mut after = after.copied();
+            let mut after = after.map(PhoneNumber::e164);
             loop {
-                let phones = shared.phones_after(after.as_ref(), limit).await?;
-                let Some(last) = phones.last().copied() else {
+                let (phones, last) = shared.phones_after(after.as_deref(), limit).await?;
+                let Some(last) = last else {
                     return Ok(Vec::new());
                 };
                 let records = shared.read(&phones).await?;
@@ -874,6 +883,14 @@ impl Store {
                 return None;
             }
             let page = match tokio::runtime::Handle::try_current() {
+                // block_in_place would panic on a current-thread runtime.
+                Ok(runtime)
+                    if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread =>
+                {
+                    Err(StoreError::Task(
+                        "reading every record from Redis needs a multi-threaded runtime".to_owned(),
+                    ))
+                }
                 Ok(runtime) => tokio::task::block_in_place(|| {
                     runtime.block_on(self.records_after(after.as_ref(), 500))
                 }),
@@ -894,10 +911,14 @@ impl Store {
         Box::new(pages.flatten())
     }
 
-    /// The store's time now: the shared store's server clock as of its
-    /// last answer is not tracked, so this process's clock.
+    /// The store's time now: this process's clock, or with a shared store
+    /// Redis's, as far as the last turn showed it.
     fn live_now(&self) -> u64 {
-        self.clock.now_ms()
+        let skew = match &self.shared {
+            Some(_) => self.shared_skew_ms.load(Ordering::Relaxed),
+            None => 0,
+        };
+        self.clock.now_ms().saturating_add_signed(skew)
     }
 
     /// Live sessions after `cursor` in phone order, at most `limit`.

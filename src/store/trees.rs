@@ -199,26 +199,39 @@ impl OutboxTree {
     }
 
     /// Records `value` (how far the entry got), durably; with a shared
-    /// store it also tells the others this instance is still on it.
-    pub async fn progress(&self, id: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    /// store only while this instance still holds the entry. Whether it
+    /// still does (always, locally).
+    pub async fn progress(&self, id: &[u8], value: &[u8]) -> Result<bool, StorageError> {
         match self {
             OutboxTree::Local(tree) => {
                 tree.insert(id, value).map_err(outbox_error)?;
                 tree.flush_async().await.map_err(outbox_error)?;
-                Ok(())
+                Ok(true)
             }
-            OutboxTree::Shared(shared) => shared.progress(id, value).await.map_err(outbox_error),
+            OutboxTree::Shared(shared) => shared.hold(id, Some(value)).await.map_err(outbox_error),
         }
     }
 
-    /// Tells the other instances this one is still sending `id` (while it
-    /// waits to retry), so that none takes it over.
-    pub async fn keep(&self, id: &[u8]) {
-        if let OutboxTree::Shared(shared) = self
-            && let Err(e) = shared.keep(id).await
-        {
-            tracing::warn!("cannot hold on to a late reply being sent: {e}");
+    /// Whether this instance still holds `id` (always, locally); with a
+    /// shared store it also tells the others it is still on it, so that
+    /// none takes it over. Before each part is sent, and while waiting to
+    /// retry. Redis not answering counts as held: the next check decides.
+    pub async fn hold(&self, id: &[u8]) -> bool {
+        match self {
+            OutboxTree::Local(_) => true,
+            OutboxTree::Shared(shared) => match shared.hold(id, None).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::warn!("cannot hold on to a late reply being sent: {e}");
+                    true
+                }
+            },
         }
+    }
+
+    /// Whether the outbox is shared with other instances.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, OutboxTree::Shared(_))
     }
 
     /// Removes a sent (or given up) entry.
@@ -319,23 +332,23 @@ impl HourTree {
         &self,
         first: u64,
         last: u64,
-        now_ms: u64,
         retention_hours: u64,
         rewrite: impl Fn(&[u8]) -> Option<Vec<u8>>,
-    ) -> Result<(), StorageError> {
+    ) -> Result<Option<u64>, StorageError> {
         match self {
-            HourTree::Local(_) => Ok(()),
+            HourTree::Local(_) => Ok(None),
             HourTree::Shared(shared) => shared
-                .rewrite_all(first, last, now_ms, |h| expiry(h, retention_hours), rewrite)
+                .rewrite_all(first, last, |h| expiry(h, retention_hours), rewrite)
+                .map(Some)
                 .map_err(tree_error),
         }
     }
 
     /// When any instance last forgot the kept texts (ms), if one did.
-    pub(crate) fn texts_forgotten_at(&self) -> Result<Option<u64>, StorageError> {
+    pub(crate) fn texts_forgotten(&self) -> Result<Option<u64>, StorageError> {
         match self {
             HourTree::Local(_) => Ok(None),
-            HourTree::Shared(shared) => shared.texts_forgotten_at().map_err(tree_error),
+            HourTree::Shared(shared) => shared.texts_forgotten().map_err(tree_error),
         }
     }
 

@@ -138,8 +138,10 @@ impl Outbox {
         let base = config.api_base.trim().trim_end_matches('/');
         Some(Outbox {
             tree,
+            // Shorter than the takeover, so that no call outlives this
+            // instance's hold on a shared entry.
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(15))
+                .timeout(Duration::from_secs(15).min(config.outbox_takeover / 2))
                 .build()
                 .unwrap_or_default(),
             url: format!("{base}/2010-04-01/Accounts/{account_sid}/Messages.json"),
@@ -192,6 +194,9 @@ impl Outbox {
                     Vec::new()
                 }
             };
+            // A shared outbox hands out one entry at a time: ask again at
+            // once while it has more. (Locally every entry came at once.)
+            let more = !entries.is_empty() && self.tree.is_shared();
             for (key, value) in entries {
                 if shutdown.is_shutdown() {
                     return;
@@ -203,6 +208,9 @@ impl Outbox {
                         let _ = self.tree.done(&key).await;
                     }
                 }
+            }
+            if more {
+                continue;
             }
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -217,15 +225,24 @@ impl Outbox {
     async fn deliver(&self, key: &[u8], mut pending: Pending, shutdown: &mut Shutdown) {
         let mut backoff = FIRST_BACKOFF;
         while let Some(body) = pending.parts.get(pending.sent).cloned() {
+            // With a shared outbox, another instance may have taken it over
+            // (this one stalled): then it is that one's to send.
+            if !self.tree.hold(key).await {
+                tracing::info!("another instance took over a late reply; leaving it to it");
+                return;
+            }
             match self.post(&pending.to, &pending.from, &body).await {
                 Ok(()) => {
                     pending.sent += 1;
                     backoff = FIRST_BACKOFF;
                     if pending.sent < pending.parts.len()
                         && let Ok(value) = serde_json::to_vec(&pending)
-                        && let Err(e) = self.tree.progress(key, &value).await
                     {
-                        tracing::warn!("cannot record a sent part: {e}");
+                        match self.tree.progress(key, &value).await {
+                            Ok(true) => {}
+                            Ok(false) => return,
+                            Err(e) => tracing::warn!("cannot record a sent part: {e}"),
+                        }
                     }
                 }
                 Err(SendError::Refused(status, reason)) => {
@@ -247,7 +264,9 @@ impl Outbox {
                     // that no other instance takes it over meanwhile.
                     let until = tokio::time::Instant::now() + wait;
                     loop {
-                        self.tree.keep(key).await;
+                        if !self.tree.hold(key).await {
+                            return;
+                        }
                         let now = tokio::time::Instant::now();
                         if now >= until {
                             break;

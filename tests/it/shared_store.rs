@@ -516,6 +516,25 @@ async fn a_directory_reloaded_on_one_instance_reaches_every_instance() {
     wait_for_members(&c, before + 1).await;
     assert_eq!(members(&a).await, before + 1);
     assert_eq!(members(&b).await, before + 1);
+
+    // A published file that does not load where it arrives is not taken:
+    // the instance keeps serving, and keeps its file to start from.
+    let b_file = b.state.config.directory.members_csv.clone();
+    let kept = std::fs::read(&b_file).unwrap();
+    let bad = b"member_id,name\nX1,No Phone\n";
+    let hash = roster::store::shared::content_hash(bad);
+    let _: () = redis.query(redis::cmd("SET").arg("org:directory:file").arg(&bad[..]));
+    let _: () = redis.query(redis::cmd("SET").arg("org:directory:hash").arg(&hash));
+    let _: i64 = redis.query(redis::cmd("PUBLISH").arg("org:directory").arg(&hash));
+    let c_file = c.state.config.directory.members_csv.clone();
+    // A new instance catches up on start: it too must keep its own.
+    let d = spawn_shared(&redis, "org:", |_| {}).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(members(&b).await, before + 1);
+    assert_eq!(std::fs::read(&b_file).unwrap(), kept, "B's file untouched");
+    assert_eq!(members(&c).await, before + 1);
+    assert!(std::fs::read(&c_file).unwrap() != bad.to_vec());
+    assert_eq!(members(&d).await, before, "D serves its own file");
 }
 
 /// Waits (bounded) until `check` holds for `path`'s page on `app`.

@@ -219,8 +219,9 @@ struct Inner {
     /// With a shared store: the sum of what the other instances counted,
     /// as of the last flush.
     others: BTreeMap<u64, Hour>,
-    /// When texts were last forgotten anywhere, as this instance knows.
-    texts_forgotten_at: Option<u64>,
+    /// How many times texts were forgotten anywhere, as this instance
+    /// last saw it (a shared store's counter).
+    texts_forgotten: Option<u64>,
 }
 
 /// The dashboard's counts: in memory, written to the store in the
@@ -294,13 +295,13 @@ impl Figures {
                 Err(e) => tracing::warn!(hour = key, "dashboard figures of an hour dropped: {e}"),
             }
         }
-        let texts_forgotten_at = tree.texts_forgotten_at()?;
+        let texts_forgotten = tree.texts_forgotten()?;
         let figures = Figures {
             inner: Mutex::new(Inner {
                 hours,
                 dirty: BTreeSet::new(),
                 others: BTreeMap::new(),
-                texts_forgotten_at,
+                texts_forgotten,
             }),
             tree,
             clock,
@@ -444,18 +445,20 @@ impl Figures {
             for hour in inner.others.values_mut() {
                 hour.forget_texts();
             }
-            inner.texts_forgotten_at = Some(self.clock.now_ms());
         }
-        self.tree.rewrite_others(
+        let generation = self.tree.rewrite_others(
             now.saturating_sub(self.retention_hours),
             now,
-            self.clock.now_ms(),
             self.retention_hours,
             |bytes| {
                 let mut hour = codec::decode::<Hour>("dashboard hour", HOUR_V1, bytes).ok()?;
                 hour.forget_texts().then(|| codec::encode(HOUR_V1, &hour))
             },
-        )
+        )?;
+        if let (Some(generation), Ok(mut inner)) = (generation, self.inner.lock()) {
+            inner.texts_forgotten = Some(generation);
+        }
+        Ok(())
     }
 
     fn forget_own_texts(&self) {
@@ -473,12 +476,12 @@ impl Figures {
     /// Writes the hours that changed, and drops those past retention.
     pub(crate) fn flush(&self) -> Result<(), StorageError> {
         // Texts forgotten on another instance since: forget ours too.
-        let forgotten = self.tree.texts_forgotten_at()?;
-        let seen = self.inner.lock().ok().and_then(|i| i.texts_forgotten_at);
-        if forgotten.is_some() && forgotten > seen {
+        let forgotten = self.tree.texts_forgotten()?;
+        let seen = self.inner.lock().ok().and_then(|i| i.texts_forgotten);
+        if forgotten.is_some() && forgotten != seen {
             self.forget_own_texts();
             if let Ok(mut inner) = self.inner.lock() {
-                inner.texts_forgotten_at = forgotten;
+                inner.texts_forgotten = forgotten;
             }
         }
         let values: Vec<(u64, Vec<u8>)> = {

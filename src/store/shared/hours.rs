@@ -51,7 +51,7 @@ impl SharedHours {
     }
 
     fn forgotten_key(&self) -> String {
-        format!("{}hours:texts-forgotten-at", self.prefix)
+        format!("{}hours:texts-forgotten", self.prefix)
     }
 
     /// Runs `work` on the connection, connecting first if need be; a
@@ -126,21 +126,19 @@ impl SharedHours {
     }
 
     /// Rewrites every instance's field of the hours from `first` to
-    /// `last` with `rewrite` (forgetting texts), and marks the time, so
-    /// that every running instance forgets its own too.
+    /// `last` with `rewrite` (forgetting texts), and counts one more
+    /// forgetting (a counter, not a time, so that instances' clocks do not
+    /// matter), so that every running instance forgets its own too; the
+    /// new count.
     pub fn rewrite_all(
         &self,
         first: u64,
         last: u64,
-        now_ms: u64,
         expire_at: impl Fn(u64) -> u64,
         rewrite: impl Fn(&[u8]) -> Option<Vec<u8>>,
-    ) -> Result<(), String> {
+    ) -> Result<u64, String> {
         self.with(|c| {
-            redis::cmd("SET")
-                .arg(self.forgotten_key())
-                .arg(now_ms)
-                .query::<()>(c)?;
+            let generation: u64 = redis::cmd("INCR").arg(self.forgotten_key()).query(c)?;
             for hour in first..=last {
                 let key = self.hour_key(hour);
                 let fields: std::collections::HashMap<String, Vec<u8>> =
@@ -156,12 +154,12 @@ impl SharedHours {
                     }
                 }
             }
-            Ok(())
+            Ok(generation)
         })
     }
 
-    /// When texts were last forgotten on any instance (ms), if ever.
-    pub fn texts_forgotten_at(&self) -> Result<Option<u64>, String> {
+    /// How many times texts were forgotten on any instance, if ever.
+    pub fn texts_forgotten(&self) -> Result<Option<u64>, String> {
         self.with(|c| redis::cmd("GET").arg(self.forgotten_key()).query(c))
     }
 }

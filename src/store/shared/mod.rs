@@ -11,6 +11,7 @@
 //! | `expiry` | sorted set | each phone's end of life (ms), to prune `phones` and `sessions` |
 //! | `sessions` | sorted set | each phone's session expiry (ms): the live-session count |
 //! | `optouts` | set | the phones opted out |
+//! | `versions` | counter | where record versions come from, so none repeats |
 //!
 //! # One message per phone at a time, cluster-wide: a lease
 //!
@@ -31,7 +32,10 @@
 //! with the lease the second simply waits its turn, as within one process.
 //! The version check is the fence: a turn whose lease ran out (a stalled
 //! instance) cannot overwrite what the next holder wrote, and gets a 503,
-//! which Twilio retries.
+//! which Twilio retries. Versions come from one counter (`versions`), so
+//! a record deleted and written again never shows a version a stalled turn
+//! read before; and a turn that read no record may write only while it
+//! still holds the lease.
 //!
 //! # Limits on Redis's clock
 //!
@@ -92,6 +96,8 @@ local holder = redis.call('GET', KEYS[2])
 if holder and holder ~= ARGV[1] then return {0, "the phone is in another instance's turn"} end
 local v = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
 if v ~= tonumber(ARGV[2]) then return {0, 'the record changed since it was read'} end
+if v == 0 and not holder then return {0, 'the turn lost its lease before its first write'} end
+local nv = redis.call('INCR', KEYS[7])
 local phone = ARGV[5]
 if ARGV[3] == '' then
   redis.call('DEL', KEYS[1])
@@ -100,7 +106,7 @@ if ARGV[3] == '' then
   redis.call('ZREM', KEYS[5], phone)
   redis.call('SREM', KEYS[6], phone)
 else
-  redis.call('HSET', KEYS[1], 'v', v + 1, 'r', ARGV[3])
+  redis.call('HSET', KEYS[1], 'v', nv, 'r', ARGV[3])
   if ARGV[4] == '0' then
     redis.call('PERSIST', KEYS[1])
   else
@@ -120,7 +126,7 @@ else
   end
 end
 if holder then redis.call('DEL', KEYS[2]) end
-return {1, v + 1}
+return {1, nv}
 "#;
 
 const RELEASE: &str = r"
@@ -134,16 +140,18 @@ return 0
 const HOUSEKEEPING: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
-local gone = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 10000)
-for _, phone in ipairs(gone) do
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 10000)
+local pruned = 0
+for _, phone in ipairs(due) do
   if redis.call('EXISTS', ARGV[2] .. phone) == 0 then
     redis.call('ZREM', KEYS[1], phone)
     redis.call('ZREM', KEYS[2], phone)
     redis.call('SREM', KEYS[4], phone)
+    pruned = pruned + 1
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-return {#gone, redis.call('ZCARD', KEYS[3]), redis.call('SCARD', KEYS[4])}
+return {pruned, redis.call('ZCARD', KEYS[3]), redis.call('SCARD', KEYS[4])}
 ";
 
 /// A phone's turn in Redis: the lease's token, and the version read.
@@ -197,34 +205,55 @@ impl std::fmt::Debug for SharedRecords {
     }
 }
 
-/// `url` with the password of its user part replaced by `***`.
+/// `url` with any password replaced by `***`: the user part's (which may
+/// itself hold a `/`) and a `pass=` or `password=` query parameter (as a
+/// `unix://` URL carries it).
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
-        return url.to_owned();
+        return "(not a URL)".to_owned();
     };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    let (head, rest) = url.split_at(scheme_end + 3);
+    let (path, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
+    };
+    // The host cannot hold an '@': the last one ends the user part.
+    let path = match path.rfind('@') {
         Some(at) => {
-            let user = &rest[..at];
+            let user = &path[..at];
             let shown = match user.find(':') {
                 Some(colon) => format!("{}:***", &user[..colon]),
                 None => "***".to_owned(),
             };
-            format!("{}{}{}", &url[..scheme_end + 3], shown, &rest[at..])
+            format!("{shown}{}", &path[at..])
         }
-        None => url.to_owned(),
+        None => path.to_owned(),
+    };
+    let query = query.map(|query| {
+        query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key == "pass" || key == "password" => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(query) => format!("{head}{path}?{query}"),
+        None => format!("{head}{path}"),
     }
 }
 
 impl SharedRecords {
     /// Connects to `storage.redis_url`; a clear error naming the URL
     /// (without its password) when Redis cannot be reached.
-    /// `request_timeout` is the longest a request runs: a phone's lease
-    /// lasts a little longer, so that it outlives any turn that holds it
-    /// but not an instance that died holding it.
-    pub fn connect(config: &StorageConfig, request_timeout: Duration) -> Result<Self, StoreError> {
-        let lease = request_timeout + LEASE_MARGIN;
+    /// `longest_turn` is the longest a message's turn runs
+    /// (`Config::longest_turn`): a phone's lease lasts a little longer, so
+    /// that it outlives any turn that holds it but not for long an
+    /// instance that died holding it.
+    pub fn connect(config: &StorageConfig, longest_turn: Duration) -> Result<Self, StoreError> {
+        let lease = longest_turn + LEASE_MARGIN;
         let url = config.redis_url.expose().unwrap_or_default();
         let shown_url = redact_url(url);
         let unreachable = |e: &dyn std::fmt::Display| {
@@ -421,6 +450,7 @@ impl SharedRecords {
             .key(self.index("expiry"))
             .key(self.index("sessions"))
             .key(self.index("optouts"))
+            .key(self.index("versions"))
             .arg(&lease.token)
             .arg(lease.version)
             .arg(bytes)
@@ -477,12 +507,14 @@ impl SharedRecords {
     }
 
     /// Phones with a record after `after`, in phone order, at most `limit`.
+    /// Also the last name listed, to go on from: a page of names that are
+    /// not phone numbers (logged) is not the end of the list.
     pub async fn phones_after(
         &self,
-        after: Option<&PhoneNumber>,
+        after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<PhoneNumber>, StoreError> {
-        let start = after.map_or_else(|| "-".to_owned(), |p| format!("({}", p.e164()));
+    ) -> Result<(Vec<PhoneNumber>, Option<String>), StoreError> {
+        let start = after.map_or_else(|| "-".to_owned(), |p| format!("({p}"));
         let mut pipe = redis::pipe();
         pipe.cmd("ZRANGEBYLEX")
             .arg(self.index("phones"))
@@ -492,10 +524,20 @@ impl SharedRecords {
             .arg(0)
             .arg(limit);
         let (names,): (Vec<String>,) = self.pipeline("list phones", &pipe).await?;
-        Ok(names
+        let phones = names
             .iter()
-            .filter_map(|n| PhoneNumber::from_stored(n))
-            .collect())
+            .filter_map(|name| {
+                let phone = PhoneNumber::from_stored(name);
+                if phone.is_none() {
+                    tracing::warn!(
+                        "the phone index holds an entry that is not a phone number ({} characters); skipped",
+                        name.len()
+                    );
+                }
+                phone
+            })
+            .collect();
+        Ok((phones, names.last().cloned()))
     }
 
     /// The records of `phones` as stored (those that expired are left out).
@@ -691,5 +733,14 @@ mod tests {
             redact_url("unix:///run/redis.sock"),
             "unix:///run/redis.sock"
         );
+        assert_eq!(
+            redact_url("unix:///run/redis.sock?db=1&pass=hunter2"),
+            "unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            redact_url("redis://:pa/ss@db.example:6379"),
+            "redis://:***@db.example:6379"
+        );
+        assert_eq!(redact_url("hunter2"), "(not a URL)");
     }
 }

@@ -18,12 +18,23 @@ end
 return 0
 ";
 
+/// Holds an entry for this consumer (see [`SharedOutbox::hold`]).
+const OUTBOX_HOLD: &str = r"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+local entry = pending[1]
+if not entry or entry[2] ~= ARGV[3] then return 0 end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, ARGV[2], 'JUSTID')
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) end
+return 1
+";
+
 /// How long a MessageSid's late reply is remembered as queued.
 const OUTBOX_SEEN_SECS: u64 = 24 * 3600;
 /// The consumer group every instance reads the outbox stream in.
 const OUTBOX_GROUP: &str = "senders";
-/// Entries taken at once.
-const OUTBOX_BATCH: usize = 16;
+/// Entries taken at once: one, so that an entry waiting behind another's
+/// retries is never held without being worked on.
+const OUTBOX_BATCH: usize = 1;
 
 /// The late-reply outbox in Redis: the stream `<prefix>outbox` read by the
 /// consumer group `senders`, each instance a consumer of its own (a random
@@ -40,6 +51,7 @@ pub struct SharedOutbox {
     consumer: String,
     takeover: Duration,
     add: Script,
+    hold: Script,
     group_ready: AtomicBool,
 }
 
@@ -54,6 +66,7 @@ impl SharedRecords {
             consumer: new_token(),
             takeover,
             add: Script::new(OUTBOX_ADD),
+            hold: Script::new(OUTBOX_HOLD),
             group_ready: AtomicBool::new(false),
         }
     }
@@ -131,7 +144,17 @@ impl SharedOutbox {
             .arg(self.stream())
             .arg(">");
         let (claimed, read): (StreamAutoClaimReply, Option<StreamReadReply>) =
-            self.query(&pipe).await?;
+            match self.query(&pipe).await {
+                Ok(replies) => replies,
+                Err(e) => {
+                    // Redis lost the group (restarted without it, or
+                    // flushed): make it again next time.
+                    if e.contains("NOGROUP") {
+                        self.group_ready.store(false, Ordering::Release);
+                    }
+                    return Err(e);
+                }
+            };
         let entries: Vec<StreamId> = claimed
             .claimed
             .into_iter()
@@ -162,32 +185,23 @@ impl SharedOutbox {
             .collect())
     }
 
-    fn claim(&self, pipe: &mut redis::Pipeline, id: &str) {
-        pipe.cmd("XCLAIM")
-            .arg(self.stream())
+    /// Whether this instance still holds entry `id` (it is in this
+    /// consumer's pending list); if so, resets its idle time, so that no
+    /// other instance takes it over, and records `value` (how far it got)
+    /// when there is one.
+    pub async fn hold(&self, id: &[u8], value: Option<&[u8]>) -> Result<bool, String> {
+        let id = String::from_utf8_lossy(id);
+        let mut invocation = self.hold.key(self.stream());
+        invocation
+            .key(self.progress_key())
             .arg(OUTBOX_GROUP)
+            .arg(id.as_ref())
             .arg(&self.consumer)
-            .arg(0)
-            .arg(id)
-            .arg("JUSTID")
-            .ignore();
-    }
-
-    pub async fn progress(&self, id: &[u8], value: &[u8]) -> Result<(), String> {
-        let id = String::from_utf8_lossy(id);
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .hset(self.progress_key(), id.as_ref(), value)
-            .ignore();
-        self.claim(&mut pipe, &id);
-        self.query(&pipe).await
-    }
-
-    pub async fn keep(&self, id: &[u8]) -> Result<(), String> {
-        let id = String::from_utf8_lossy(id);
-        let mut pipe = redis::pipe();
-        self.claim(&mut pipe, &id);
-        self.query(&pipe).await
+            .arg(value.unwrap_or_default());
+        let held: i64 = invoke(&self.connection, self.timeout, &invocation)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(held == 1)
     }
 
     pub async fn done(&self, id: &[u8]) -> Result<(), String> {
