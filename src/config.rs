@@ -846,10 +846,17 @@ impl Config {
             "a duration from 10ms to 1h",
         )?;
         let st = &self.storage;
+        let url = st.redis_url.expose().unwrap_or_default();
+        let schemes = ["redis://", "rediss://", "unix://", "redis+unix://"];
         check(
-            st.backend != Backend::Redis || st.redis_url.expose().is_some(),
+            st.backend != Backend::Redis || schemes.iter().any(|s| url.starts_with(s)),
             "storage.redis_url",
-            "(empty)",
+            // The URL may hold a password: say only what it starts with.
+            if url.is_empty() {
+                "(empty)".to_owned()
+            } else {
+                format!("{}…", url.chars().take(8).collect::<String>())
+            },
             "a redis://, rediss:// or unix:// URL when storage.backend is \"redis\"",
         )?;
         check(

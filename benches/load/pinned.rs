@@ -366,12 +366,7 @@ impl Drop for ServerProcess {
 
 /// CPU time of this process (the clients), from /proc.
 fn own_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
-    let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    Duration::from_secs_f64((utime + stime) as f64 / 100.0)
+    process_cpu(std::process::id())
 }
 
 /// Starts the server for `server`, on CPU 0 when pinned, and waits until it

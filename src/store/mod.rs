@@ -928,7 +928,8 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Session>, StoreError> {
         let mut sessions = Vec::new();
-        self.each_live_session(cursor, |session| {
+        // A page the size of the list asked for: a short list reads no more.
+        self.each_live_session(cursor, limit.min(500), |session| {
             sessions.push(session);
             sessions.len() < limit
         })
@@ -937,17 +938,17 @@ impl Store {
     }
 
     /// Calls `visit` with each live session after `cursor` in phone order
-    /// until it returns false.
+    /// until it returns false, reading `page` records at a time.
     pub async fn each_live_session(
         &self,
         cursor: Option<&PhoneNumber>,
+        page: usize,
         mut visit: impl FnMut(Session) -> bool,
     ) -> Result<(), StoreError> {
-        const PAGE: usize = 500;
         let now = self.live_now();
         let mut after = cursor.copied();
         loop {
-            let page = self.records_after(after.as_ref(), PAGE).await?;
+            let page = self.records_after(after.as_ref(), page.max(1)).await?;
             let Some((last, _)) = page.last() else {
                 return Ok(());
             };
@@ -993,9 +994,12 @@ impl Store {
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
         if let Some(shared) = &self.shared {
             // Redis expires the records itself; what is left is the indexes.
-            shared.housekeep(self.clock.advanced_ms()).await?;
+            let pruned = shared.housekeep(self.clock.advanced_ms()).await?;
             self.counters.sweeps.fetch_add(1, Ordering::Relaxed);
-            return Ok(SweepReport::default());
+            return Ok(SweepReport {
+                stale_keys: pruned,
+                ..SweepReport::default()
+            });
         }
         // Nothing is removed from a store out of service.
         self.disk.healthy()?;

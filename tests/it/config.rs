@@ -187,3 +187,44 @@ fn bad_values_name_the_key_the_value_and_what_is_allowed() {
         }
     }
 }
+
+#[test]
+fn a_redis_backend_needs_a_redis_url_and_the_error_never_shows_a_password() {
+    let missing = Config::load_with_env(
+        Path::new("/nonexistent/config.toml"),
+        false,
+        &env(&[("ROSTER_STORAGE__BACKEND", "redis")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(missing.contains("storage.redis_url"), "{missing}");
+    let wrong = Config::load_with_env(
+        Path::new("/nonexistent/config.toml"),
+        false,
+        &env(&[
+            ("ROSTER_STORAGE__BACKEND", "redis"),
+            (
+                "ROSTER_STORAGE__REDIS_URL",
+                "db.example:6379?password=hunter2",
+            ),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        wrong.contains("storage.redis_url") && wrong.contains("redis://"),
+        "{wrong}"
+    );
+    assert!(!wrong.contains("hunter2"), "{wrong}");
+    let backend = Config::load_with_env(
+        Path::new("/nonexistent/config.toml"),
+        false,
+        &env(&[("ROSTER_STORAGE__BACKEND", "postgres")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        backend.contains("sled") && backend.contains("redis"),
+        "{backend}"
+    );
+}

@@ -975,7 +975,7 @@ fn reference(app: &AppState, phone: &PhoneNumber) -> String {
 async fn session_by_reference(app: &AppState, wanted: &str) -> Option<Session> {
     let mut found = None;
     app.sessions
-        .each_live_session(None, |s| {
+        .each_live_session(None, 500, |s| {
             if reference(app, &s.phone) == wanted {
                 found = Some(s.phone);
             }

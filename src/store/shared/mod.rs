@@ -193,7 +193,6 @@ pub struct SharedRecords {
     round_trips: AtomicU64,
     live_sessions: AtomicU64,
     opted_out: AtomicU64,
-    pruned: AtomicU64,
 }
 
 impl std::fmt::Debug for SharedRecords {
@@ -302,7 +301,6 @@ impl SharedRecords {
             round_trips: AtomicU64::new(0),
             live_sessions: AtomicU64::new(0),
             opted_out: AtomicU64::new(0),
-            pruned: AtomicU64::new(0),
         })
     }
 
@@ -498,7 +496,6 @@ impl SharedRecords {
         let reply: Vec<i64> = self.run("housekeeping", &invocation).await?;
         let count = |i: usize| reply.get(i).copied().and_then(|n| u64::try_from(n).ok());
         let pruned = count(0).unwrap_or(0);
-        self.pruned.fetch_add(pruned, Ordering::Relaxed);
         self.live_sessions
             .store(count(1).unwrap_or(0), Ordering::Relaxed);
         self.opted_out
@@ -620,11 +617,6 @@ impl SharedRecords {
     /// Phones opted out at the last housekeeping.
     pub fn opted_out(&self) -> u64 {
         self.opted_out.load(Ordering::Relaxed)
-    }
-
-    /// Index entries of expired records removed, since start.
-    pub fn pruned(&self) -> u64 {
-        self.pruned.load(Ordering::Relaxed)
     }
 }
 
