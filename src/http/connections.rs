@@ -344,9 +344,11 @@ pub fn open_file_limit() -> Option<u64> {
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then lets busy
-/// connections finish their request and returns when none is left.
+/// connections finish their request and returns when none is left. The
+/// listener stays open (connections wait in its backlog) for the caller to
+/// serve on again or drop.
 pub async fn serve(
-    listener: TcpListener,
+    listener: &TcpListener,
     router: Router,
     tracker: Arc<Tracker>,
     mut shutdown: Shutdown,
@@ -389,7 +391,6 @@ pub async fn serve(
             }
         }
     }
-    drop(listener);
     tracker.wait_empty().await;
 }
 

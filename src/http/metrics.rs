@@ -241,7 +241,7 @@ impl StoreCollector {
         let failed = ConstGauge::new(i64::from(health.is_failed()));
         failed.encode(encoder.encode_descriptor(
             "roster_storage_failed",
-            "1 once a write or flush failed or the data dir was lost: writes get 503 until a restart",
+            "1 once a write or flush failed or the data dir was lost: writes get 503 until the store is reopened",
             None,
             failed.metric_type(),
         )?)?;

@@ -7,6 +7,12 @@
 //! unreadable directory). [`App::run`] serves until the shutdown fires, lets
 //! requests in flight finish (bounded by `server.shutdown_timeout`), stops
 //! the background tasks, and flushes storage.
+//!
+//! After a storage failure, once the disk takes writes again, [`App::run`]
+//! reopens the data dir in-process: it stops serving (new connections wait
+//! in the listen backlog), closes everything built on the failed store,
+//! builds the application afresh from the configuration and what is on disk,
+//! and serves again on the same listener. No supervisor is needed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,11 +84,41 @@ pub enum StartError {
 /// A built application, ready to serve.
 pub struct App {
     state: AppState,
+    options: Options,
+    /// The application serving now, for what outlives one build (the
+    /// SIGHUP handler); `None` while the store is being reopened.
+    current: Arc<tokio::sync::watch::Sender<Option<AppState>>>,
 }
+
+/// How one build's serving ended.
+enum Ended {
+    /// The shutdown fired; the result is the last flush's.
+    Stopped(anyhow::Result<()>),
+    /// The disk takes writes again after a failure: build afresh.
+    Reopen,
+}
+
+/// How long a reopen waits for the failed store's last holders (requests
+/// and tasks still finishing) to release the data dir.
+const REOPEN_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long requests in flight may take when the store is reopened: they
+/// can write nothing anyway (the store failed), and members wait meanwhile.
+const REOPEN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl App {
     /// Loads the directory, opens storage and prepares the shared state.
     pub fn build(config: Config, options: Options) -> Result<App, StartError> {
+        let state = Self::build_state(config, options.clone())?;
+        Ok(App {
+            current: Arc::new(tokio::sync::watch::Sender::new(Some(state.clone()))),
+            state,
+            options,
+        })
+    }
+
+    /// Everything one build shares across requests.
+    fn build_state(config: Config, options: Options) -> Result<AppState, StartError> {
         let verifier = match (config.twilio.auth_token(), options.dev) {
             (_, true) => {
                 if !config.server.bind.ip().is_loopback() {
@@ -139,27 +175,32 @@ impl App {
             .map(Arc::new),
             None => None,
         };
-        Ok(App {
-            state: AppState {
-                config: Arc::new(config),
-                verifier,
-                assistant: Arc::new(ArcSwap::from_pointee(assistant)),
-                limits,
-                sessions,
-                metrics,
-                models: Arc::new(models),
-                outbox,
-                clock: options.clock,
-                connections,
-                pending,
-                figures: Arc::new(figures),
-                dashboard: Arc::new(dashboard),
-            },
+        Ok(AppState {
+            config: Arc::new(config),
+            verifier,
+            assistant: Arc::new(ArcSwap::from_pointee(assistant)),
+            limits,
+            sessions,
+            metrics,
+            models: Arc::new(models),
+            outbox,
+            clock: options.clock,
+            connections,
+            pending,
+            figures: Arc::new(figures),
+            dashboard: Arc::new(dashboard),
         })
     }
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The state of the build serving now, which changes when the store is
+    /// reopened after a failure (`None` meanwhile). Hold a state only as
+    /// long as needed: a held one keeps its store, and the data dir, open.
+    pub fn current(&self) -> tokio::sync::watch::Receiver<Option<AppState>> {
+        self.current.subscribe()
     }
 
     /// The HTTP routes with their middleware.
@@ -214,8 +255,37 @@ impl App {
 
     /// Serves on `listener` until `shutdown` fires, then stops cleanly:
     /// requests in flight finish (bounded), background tasks stop, and
-    /// storage is flushed.
-    pub async fn run(self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+    /// storage is flushed. After a storage failure, once the disk takes
+    /// writes again, the store is reopened in-process (see the module docs).
+    pub async fn run(mut self, listener: TcpListener, shutdown: Shutdown) -> anyhow::Result<()> {
+        loop {
+            let current = Arc::clone(&self.current);
+            let options = self.options.clone();
+            let config = (*self.state.config).clone();
+            match self.serve(&listener, shutdown.clone()).await {
+                Ended::Stopped(result) => {
+                    current.send_replace(None);
+                    return result;
+                }
+                Ended::Reopen => {
+                    current.send_replace(None);
+                    let state = reopen(config, options.clone()).await?;
+                    current.send_replace(Some(state.clone()));
+                    self = App {
+                        state,
+                        options,
+                        current,
+                    };
+                    if let Ok(addr) = listener.local_addr() {
+                        self.log_summary(addr);
+                    }
+                }
+            }
+        }
+    }
+
+    /// One build's serving, until the shutdown or a reopen.
+    async fn serve(self, listener: &TcpListener, shutdown: Shutdown) -> Ended {
         let state = self.state.clone();
         state.models.index_directory(state.assistant());
         // Background tasks outlive the HTTP server: requests in flight may
@@ -236,10 +306,10 @@ impl App {
         ));
         let figures = tokio::spawn(Arc::clone(&state.figures).run(tasks_shutdown));
         let health = Arc::clone(state.sessions.health());
-        // A storage failure ends in a restart once the disk takes writes.
-        let shutdown = shutdown.or_else(async move { health.wait_for_restart().await });
+        // A storage failure ends in a reopen once the disk takes writes.
+        let stopping = shutdown.clone();
+        let shutdown = shutdown.or_else(async move { health.wait_for_reopen().await });
 
-        let grace = state.config.server.shutdown_timeout;
         let server = connections::serve(
             listener,
             self.router(),
@@ -249,9 +319,16 @@ impl App {
         let mut deadline = shutdown.clone();
         let served: anyhow::Result<()> = tokio::select! {
             () = server => Ok(()),
-            () = async move {
+            grace = async {
                 deadline.recv().await;
+                let grace = state.config.server.shutdown_timeout;
+                let grace = if state.sessions.health().reopen_requested() {
+                    grace.min(REOPEN_GRACE)
+                } else {
+                    grace
+                };
                 tokio::time::sleep(grace).await;
+                grace
             } => {
                 tracing::warn!("requests still in flight after {grace:?}; stopping anyway");
                 Ok(())
@@ -270,18 +347,50 @@ impl App {
             tracing::error!("the outbox sender failed: {e}");
         }
         let closed = state.sessions.close().await;
+        // A shutdown that fired during a reopen is a stop all the same.
+        if state.sessions.health().reopen_requested() && !stopping.is_shutdown() {
+            if let Err(e) = &closed {
+                tracing::warn!("reopening the data dir; the failed store's last flush: {e}");
+            }
+            return Ended::Reopen;
+        }
         match &closed {
             Ok(()) => tracing::info!("state flushed; bye"),
             Err(e) => tracing::error!("{e}"),
         }
-        served?;
-        if state.sessions.health().restart_requested() {
-            anyhow::bail!(
-                "exiting for a restart after a storage failure: the disk takes writes again{}",
-                closed.err().map(|e| format!(" ({e})")).unwrap_or_default()
-            );
+        Ended::Stopped(served.and(closed.map_err(Into::into)))
+    }
+}
+
+/// Builds the application again on the data dir after a storage failure,
+/// once whatever still held the failed store has let it go.
+async fn reopen(config: Config, options: Options) -> anyhow::Result<AppState> {
+    tracing::warn!("reopening the data dir in-process, from what is on disk");
+    let started = std::time::Instant::now();
+    loop {
+        let (config, options) = (config.clone(), options.clone());
+        let built = tokio::task::spawn_blocking(move || App::build_state(config, options)).await;
+        match built {
+            Ok(Ok(state)) => {
+                tracing::info!(
+                    took_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "the data dir is open again; serving"
+                );
+                return Ok(state);
+            }
+            Ok(Err(StartError::Storage(StorageError::Locked(_))))
+                if started.elapsed() < REOPEN_LOCK_WAIT =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Ok(Err(e)) => {
+                return Err(anyhow::Error::new(e).context(
+                    "cannot reopen the data dir after a storage failure; \
+                     roster exits (status 1) for its supervisor to start it again",
+                ));
+            }
+            Err(e) => anyhow::bail!("reopening the data dir failed: {e}"),
         }
-        closed.map_err(Into::into)
     }
 }
 
@@ -306,14 +415,14 @@ pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
         stop_signals.recv().await;
         trigger.fire();
     });
-    reload_on_sighup(app.state.clone());
+    reload_on_sighup(app.current());
     app.log_summary(local_addr);
     app.run(listener, shutdown).await
 }
 
 /// SIGHUP reloads the directory, as daemons conventionally do. The listener
 /// is installed before this returns, so a SIGHUP never kills the process.
-fn reload_on_sighup(state: AppState) {
+fn reload_on_sighup(current: tokio::sync::watch::Receiver<Option<AppState>>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -323,13 +432,22 @@ fn reload_on_sighup(state: AppState) {
         };
         tokio::spawn(async move {
             while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP received: reloading the directory");
-                let _ = state.reload_directory().await;
+                // Not held between signals: a held state keeps its store open.
+                let state = current.borrow().clone();
+                match state {
+                    Some(state) => {
+                        tracing::info!("SIGHUP received: reloading the directory");
+                        let _ = state.reload_directory().await;
+                    }
+                    None => tracing::warn!(
+                        "SIGHUP received while the data dir is being reopened; send it again"
+                    ),
+                }
             }
         });
     }
     #[cfg(not(unix))]
-    let _ = state;
+    let _ = current;
 }
 
 /// `GET /metrics`, behind the admin token when `metrics.require_token`.

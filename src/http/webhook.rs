@@ -151,8 +151,8 @@ impl Rejected {
     }
 }
 
-/// What a 503 asks a client to wait, in seconds: about what a restart
-/// after a storage failure takes.
+/// What a 503 asks a client to wait, in seconds: about what reopening the
+/// store after a storage failure takes.
 const RETRY_AFTER_SECS: &str = "5";
 
 /// A processed message: how it ended, from whom, the TwiML to send, and

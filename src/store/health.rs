@@ -8,8 +8,8 @@
 //! retryable) and `/readyz` says why, while what needs no write goes on.
 //! [`watch`] checks the identity every `storage.check_every`, and, once a
 //! write or flush failed, probes whether the disk takes writes again; then it
-//! asks for a restart: the process exits non-zero and its supervisor
-//! (systemd `Restart=on-failure`) starts it afresh on what is on disk.
+//! asks for a reopen: the server closes this store and opens the data dir
+//! afresh, in-process, from what is on disk (`http::App::run`).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -67,7 +67,7 @@ impl std::fmt::Display for Failure {
 
 /// Whether the data dir can still be written, shared by the store, the
 /// watcher, `/readyz` and `/metrics`. A failure is for good (until the
-/// process restarts): see the module docs.
+/// store is reopened): see the module docs.
 #[derive(Debug, Default)]
 pub struct StorageHealth {
     failed: AtomicBool,
@@ -76,8 +76,8 @@ pub struct StorageHealth {
     failures: [AtomicU64; 3],
     /// Writes refused because the store had failed.
     refused: AtomicU64,
-    restart: tokio::sync::Notify,
-    restart_requested: AtomicBool,
+    reopen: tokio::sync::Notify,
+    reopen_requested: AtomicBool,
 }
 
 impl StorageHealth {
@@ -134,22 +134,22 @@ impl StorageHealth {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Asks the server to exit for a restart (the disk takes writes again).
-    pub(crate) fn request_restart(&self) {
-        self.restart_requested.store(true, Ordering::Release);
-        self.restart.notify_waiters();
-        self.restart.notify_one();
+    /// Asks the server to reopen the store (the disk takes writes again).
+    pub(crate) fn request_reopen(&self) {
+        self.reopen_requested.store(true, Ordering::Release);
+        self.reopen.notify_waiters();
+        self.reopen.notify_one();
     }
 
-    pub fn restart_requested(&self) -> bool {
-        self.restart_requested.load(Ordering::Acquire)
+    pub fn reopen_requested(&self) -> bool {
+        self.reopen_requested.load(Ordering::Acquire)
     }
 
-    /// Resolves once a restart is requested.
-    pub async fn wait_for_restart(&self) {
+    /// Resolves once a reopen is requested.
+    pub async fn wait_for_reopen(&self) {
         loop {
-            let notified = self.restart.notified();
-            if self.restart_requested() {
+            let notified = self.reopen.notified();
+            if self.reopen_requested() {
                 return;
             }
             notified.await;
@@ -249,8 +249,8 @@ pub fn probe_space(dir: &Path) -> std::io::Result<()> {
 
 /// Every `every` until `shutdown`: while healthy, checks that the data dir
 /// is still the one opened; after a failed write or flush, probes the disk
-/// and, once it takes writes again, requests a restart. A lost data dir
-/// stays failed: restarting would start on an empty one.
+/// and, once it takes writes again, requests a reopen. A lost data dir
+/// stays failed: reopening would start on an empty one.
 pub async fn watch(
     health: std::sync::Arc<StorageHealth>,
     probe: std::sync::Arc<dyn Probe>,
@@ -274,16 +274,15 @@ pub async fn watch(
                 continue;
             }
             Some(failure) if failure.kind == FailureKind::DataDir => continue,
-            Some(_) if health.restart_requested() => continue,
+            Some(_) if health.reopen_requested() => continue,
             Some(_) => tokio::task::spawn_blocking(move || disk.probe_space()).await,
         };
         if let Ok(Ok(())) = outcome {
-            tracing::error!(
-                "the data dir takes writes again: roster exits (status 1) so that its \
-                 supervisor (systemd Restart=on-failure) starts it afresh on what is on disk; \
-                 sled cannot be trusted in-process after a failed write"
+            tracing::warn!(
+                "the data dir takes writes again: reopening it from what is on disk (sled \
+                 cannot be trusted after a failed write, so the store is built afresh)"
             );
-            health.request_restart();
+            health.request_reopen();
         }
     }
     tracing::debug!("storage watcher stopped");

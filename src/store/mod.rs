@@ -193,13 +193,13 @@ pub enum StoreError {
     #[error("a background task of the store failed: {0}")]
     Task(String),
     /// Storage is out of service (a failed write or flush, or a lost data
-    /// dir): nothing is written until the process restarts.
+    /// dir): nothing is written until the store is reopened.
     #[error("storage is out of service: {0}")]
     Unavailable(String),
 }
 
 impl StoreError {
-    /// Whether the same request may succeed later (a retry, a restart): the
+    /// Whether the same request may succeed later (a retry, a reopen): the
     /// disk or the store failed, not the data. An unreadable stored value
     /// is not retryable.
     pub fn is_retryable(&self) -> bool {

@@ -1,8 +1,7 @@
 //! A really full disk, through the real binary on a small tmpfs: writes
 //! fail fast with 503 while what needs no write is served; once space is
-//! freed the process exits for its supervisor, and the restart (this test
-//! plays systemd) finds every acknowledged exchange; a start on a full disk
-//! waits for space, then finds everything.
+//! freed the same process reopens its data dir and finds every acknowledged
+//! exchange; a start on a full disk waits for space, then finds everything.
 //!
 //! Mounting needs root (CI runs as root). Elsewhere each test says it is
 //! skipped and passes; the same logic is covered with an injected failing
@@ -135,15 +134,30 @@ async fn assert_exactly(server: &RosterProcess, sent: &[Message]) {
     }
 }
 
-/// Waits for the process to exit by itself, at most `limit`.
-fn exits_within(server: &mut RosterProcess, limit: Duration) -> std::process::ExitStatus {
+/// Waits until `/readyz` says ready, at most `limit`, checking meanwhile
+/// that the process keeps running and answers every probe within a second
+/// with 200 or 503.
+async fn ready_within(server: &mut RosterProcess, limit: Duration) {
     let started = Instant::now();
     loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            return status;
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "the process exited"
+        );
+        let asked = Instant::now();
+        let status = reqwest::get(server.url("/readyz")).await.unwrap().status();
+        assert!(
+            asked.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            asked.elapsed()
+        );
+        match status.as_u16() {
+            200 => return,
+            503 => {}
+            other => panic!("/readyz answered {other}"),
         }
-        assert!(started.elapsed() < limit, "still running after {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(started.elapsed() < limit, "not ready after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -201,20 +215,23 @@ async fn a_full_disk_gets_fast_503s_and_freeing_space_recovers_every_acknowledge
         .unwrap();
     assert!(metrics.contains("roster_storage_failed 1"), "{metrics}");
 
-    // Space again: the process exits by itself, non-zero, for a restart.
+    // Space again: the same process reopens its data dir by itself.
     std::fs::remove_file(filler).unwrap();
-    let status = exits_within(&mut server, Duration::from_secs(10));
-    assert_eq!(status.code(), Some(1));
+    ready_within(&mut server, Duration::from_secs(10)).await;
     let log: Vec<String> = server.lines.try_iter().collect();
     assert!(
         log.iter().any(|l| l.contains("takes writes again")),
         "{log:?}"
     );
+    let reopened = log
+        .iter()
+        .find(|l| l.contains("the data dir is open again"))
+        .unwrap_or_else(|| panic!("no reopen in {log:?}"));
+    println!("{reopened}");
     assert!(!log.iter().any(|l| l.contains("state flushed")), "{log:?}");
 
-    // The supervisor's restart: every acknowledged exchange is there, and
-    // the refused ones count once each when Twilio retries them.
-    let server = RosterProcess::start(serve(dir.path(), &data_dir));
+    // Every acknowledged exchange is there, and the refused ones count once
+    // each when Twilio retries them.
     for message in &refused {
         assert_eq!(message.send(&server).await.0, 200);
     }
@@ -222,7 +239,7 @@ async fn a_full_disk_gets_fast_503s_and_freeing_space_recovers_every_acknowledge
     all.extend(refused.iter().cloned());
     assert_exactly(&server, &all).await;
     println!(
-        "acknowledged {} before and during the full disk, refused {}, found all {} after the restart",
+        "acknowledged {} before and during the full disk, refused {}, found all {} after the reopen",
         acknowledged.len(),
         refused.len(),
         all.len()
