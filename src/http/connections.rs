@@ -22,17 +22,21 @@
 //! # The cap
 //!
 //! At most `server.max_connections` are open. A connection accepted at the
-//! cap closes the longest-idle connection to make room; only when every
-//! open connection is in head or busy is the new one refused: it gets a
-//! `503` with `Retry-After` and is closed at once. So an attacker holding
-//! idle sockets cannot keep Twilio out, and the process never reaches its
-//! open-file limit: the cap is lowered, with a warning, to what the limit
-//! leaves after [`FD_HEADROOM`] descriptors for the data dir and the rest.
+//! cap closes the longest-idle connection to make room, or, with none idle,
+//! the connection whose request head has been arriving longest, if for over
+//! [`SLOW_HEAD`] (a slow sender: a client's head takes milliseconds). Only
+//! when every open connection is busy or began its head just now is the new
+//! one refused: it gets a `503` with `Retry-After` and is closed at once. So
+//! an attacker holding idle or slow sockets cannot keep Twilio out, and the
+//! process never reaches its open-file limit: the cap is lowered, with a
+//! warning, to what the limit leaves after [`FD_HEADROOM`] descriptors for
+//! the data dir and the rest.
 //!
 //! Closing an idle connection races with a request arriving on it; the
 //! tracker settles that race atomically (idle → closing), and a request that
 //! lost it sees the connection closed before any byte was read, which HTTP
-//! clients retry on keep-alive connections.
+//! clients retry on keep-alive connections. A slow head closed just as it
+//! completed is answered `503` with `Retry-After` and never handled.
 //!
 //! # Shedding
 //!
@@ -64,6 +68,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use crate::clock::duration_ms;
 use crate::config::ServerConfig;
 use crate::shutdown::Shutdown;
 
@@ -76,10 +81,29 @@ pub const FD_HEADROOM: u64 = 256;
 /// huge header holds (hyper's default would buffer about 400 KB).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
+/// A request head that has been arriving this long is a slow sender's: at
+/// the cap it may be closed to make room (a client's head takes
+/// milliseconds; one that has only just begun is left alone).
+pub const SLOW_HEAD: Duration = Duration::from_secs(1);
+
 const IDLE: u8 = 0;
 const HEAD: u8 = 1;
 const BUSY: u8 = 2;
 const CLOSING: u8 = 3;
+
+/// How many victims one scan of the open connections finds (see
+/// `Tracker::make_room`).
+const VICTIM_BATCH: usize = 256;
+
+/// A connection that may be closed at the cap, as it was when found.
+#[derive(Debug)]
+struct Victim {
+    /// (idle 0 or slow head 1, since, id): the smallest closes first.
+    key: (u8, u64, u64),
+    state: u8,
+    since: u64,
+    conn: Arc<Conn>,
+}
 
 /// One open connection, shared by its task and the tracker.
 #[derive(Debug)]
@@ -99,15 +123,18 @@ impl Conn {
         u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn set(&self, state: u8) {
+    /// Moves to `state`; false (and no move) if the connection is closing.
+    fn set(&self, state: u8) -> bool {
         // A connection being closed stays closing.
-        let _ = self
+        let moved = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
                 (current != CLOSING).then_some(state)
-            });
+            })
+            .is_ok();
         self.since_ms.store(self.now_ms(), Ordering::Release);
         self.wake.notify_one();
+        moved
     }
 
     /// Idle → head, on the first byte of a request; false if it is closing.
@@ -148,6 +175,9 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// After lowering to the open-file limit.
     pub max_connections: usize,
+    /// How long a head must have been arriving to be closed at the cap
+    /// ([`SLOW_HEAD`]).
+    pub slow_head: Duration,
 }
 
 /// The open connections.
@@ -155,6 +185,10 @@ pub struct Settings {
 pub struct Tracker {
     settings: Settings,
     open: Mutex<HashMap<u64, Arc<Conn>>>,
+    /// At the cap: the next connections to close, oldest last, found by one
+    /// scan for many admissions (a scan of every open connection for each
+    /// one would cost the accept loop O(n) a connection under a flood).
+    victims: Mutex<Vec<Victim>>,
     next_id: AtomicU64,
     base: Instant,
     /// Woken whenever a connection ends.
@@ -172,9 +206,10 @@ pub struct ConnectionStats {
     pub open: usize,
     pub idle: usize,
     pub max: usize,
-    /// Idle connections closed to make room at the cap.
+    /// Idle connections and slow heads closed to make room at the cap.
     pub evicted: u64,
-    /// New connections refused at the cap, every open one busy.
+    /// New connections refused at the cap, every open one busy (or its
+    /// head only just begun).
     pub refused: u64,
     /// Closed by the header or idle timeout.
     pub timed_out: u64,
@@ -185,6 +220,7 @@ impl Tracker {
         Tracker {
             settings,
             open: Mutex::new(HashMap::new()),
+            victims: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
             base: Instant::now(),
             ended: Notify::new(),
@@ -215,6 +251,7 @@ impl Tracker {
             header_timeout: config.header_timeout,
             idle_timeout: config.idle_timeout,
             max_connections: max.max(1),
+            slow_head: SLOW_HEAD,
         })
     }
 
@@ -223,30 +260,12 @@ impl Tracker {
     }
 
     /// A place for a new connection: free, or made by closing the
-    /// longest-idle one; `None` when every open one is busy.
+    /// longest-idle one, or else the oldest slow head (`slow_head`);
+    /// `None` when every open one is busy or began its head just now.
     fn admit(&self) -> Option<Arc<Conn>> {
         let mut open = self.lock();
-        if open.len() >= self.settings.max_connections {
-            let oldest = open
-                .values()
-                .filter(|c| c.state() == IDLE)
-                .min_by_key(|c| (c.since_ms.load(Ordering::Acquire), c.id))
-                .cloned();
-            let made_room = oldest.is_some_and(|conn| {
-                let closed = conn
-                    .state
-                    .compare_exchange(IDLE, CLOSING, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok();
-                if closed {
-                    open.remove(&conn.id);
-                    conn.wake.notify_one();
-                    self.evicted.fetch_add(1, Ordering::Relaxed);
-                }
-                closed
-            });
-            if !made_room {
-                return None;
-            }
+        if open.len() >= self.settings.max_connections && !self.make_room(&mut open) {
+            return None;
         }
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -258,6 +277,75 @@ impl Tracker {
         conn.since_ms.store(conn.now_ms(), Ordering::Release);
         open.insert(conn.id, Arc::clone(&conn));
         Some(conn)
+    }
+
+    /// Closes the next victim: the longest-idle connection, or else the
+    /// oldest slow head. Victims come in batches of [`VICTIM_BATCH`] from
+    /// one scan; one whose state changed since (it began a request) is
+    /// skipped. A connection that went idle after the scan is younger than
+    /// every victim of that batch, so the order holds.
+    fn make_room(&self, open: &mut HashMap<u64, Arc<Conn>>) -> bool {
+        let mut victims = self.victims.lock().unwrap_or_else(|p| p.into_inner());
+        // A second scan finds what changed since the first; no more.
+        for _ in 0..2 {
+            while let Some(victim) = victims.pop() {
+                let unchanged = victim.conn.since_ms.load(Ordering::Acquire) == victim.since;
+                if unchanged
+                    && victim
+                        .conn
+                        .state
+                        .compare_exchange(
+                            victim.state,
+                            CLOSING,
+                            Ordering::AcqRel,
+                            Ordering::Acquire,
+                        )
+                        .is_ok()
+                    && open.remove(&victim.conn.id).is_some()
+                {
+                    victim.conn.wake.notify_one();
+                    self.evicted.fetch_add(1, Ordering::Relaxed);
+                    return true;
+                }
+            }
+            *victims = self.find_victims(open);
+            if victims.is_empty() {
+                return false;
+            }
+        }
+        false
+    }
+
+    /// Up to [`VICTIM_BATCH`] connections that may be closed at the cap,
+    /// the first to close last: idle ones by how long they have been idle,
+    /// then slow heads by how long they have been arriving.
+    fn find_victims(&self, open: &HashMap<u64, Arc<Conn>>) -> Vec<Victim> {
+        let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let slow_head = duration_ms(self.settings.slow_head);
+        let mut found: Vec<Victim> = open
+            .values()
+            .filter_map(|conn| {
+                let since = conn.since_ms.load(Ordering::Acquire);
+                let state = conn.state();
+                let rank = match state {
+                    IDLE => 0,
+                    HEAD if now.saturating_sub(since) >= slow_head => 1,
+                    _ => return None,
+                };
+                Some(Victim {
+                    key: (rank, since, conn.id),
+                    state,
+                    since,
+                    conn: Arc::clone(conn),
+                })
+            })
+            .collect();
+        if found.len() > VICTIM_BATCH {
+            found.select_nth_unstable_by_key(VICTIM_BATCH, |v| v.key);
+            found.truncate(VICTIM_BATCH);
+        }
+        found.sort_unstable_by_key(|v| std::cmp::Reverse(v.key));
+        found
     }
 
     fn remove(&self, conn: &Conn) {
@@ -394,6 +482,19 @@ pub async fn serve(
     tracker.wait_empty().await;
 }
 
+/// The answer to a request whose connection was closed to make room.
+fn closed_to_make_room() -> hyper::Response<Body> {
+    (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        [
+            (axum::http::header::RETRY_AFTER, "1"),
+            (axum::http::header::CONNECTION, "close"),
+        ],
+        "connection closed to make room; retry\n",
+    )
+        .into_response()
+}
+
 /// Tells a connection there is no room and closes it, without waiting.
 fn refuse(stream: TcpStream) {
     const BUSY_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\n\
@@ -423,7 +524,11 @@ async fn serve_connection(
             let conn = Arc::clone(&conn);
             let router = router.clone();
             async move {
-                conn.set(BUSY);
+                if !conn.set(BUSY) {
+                    // Closed to make room while its head was still arriving
+                    // (a slow sender's): not handled, and safe to retry.
+                    return Ok(closed_to_make_room());
+                }
                 // The client's address, as axum's `ConnectInfo` gives it:
                 // the dashboard limits failed sign-ins per address.
                 let mut request = request.map(Body::new);
@@ -555,7 +660,7 @@ struct IdleWhenDone(Arc<Conn>);
 
 impl Drop for IdleWhenDone {
     fn drop(&mut self) {
-        self.0.set(IDLE);
+        let _ = self.0.set(IDLE);
     }
 }
 
@@ -653,4 +758,51 @@ pub async fn shed_overload(
     let response = next.run(request).await;
     drop(guard);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracker(max_connections: usize, slow_head: Duration) -> Tracker {
+        Tracker::new(Settings {
+            header_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections,
+            slow_head,
+        })
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_goes_first_then_the_oldest_slow_head() {
+        let tracker = tracker(3, Duration::ZERO);
+        let first = tracker.admit().expect("room");
+        let second = tracker.admit().expect("room");
+        let third = tracker.admit().expect("room");
+        assert!(first.start_request() && second.start_request());
+        // One idle (the third): it goes, though it is the newest.
+        let _fourth = tracker.admit().expect("an idle one makes room");
+        assert_eq!(third.state(), CLOSING);
+        assert_eq!(first.state(), HEAD);
+        // None idle now (the fourth is busy): the oldest head goes.
+        assert!(_fourth.set(BUSY));
+        let _fifth = tracker.admit().expect("a slow head makes room");
+        assert_eq!(first.state(), CLOSING);
+        assert_eq!(second.state(), HEAD);
+        // A head closed this way is never handled.
+        assert!(!first.set(BUSY));
+        assert_eq!(tracker.stats().evicted, 2);
+    }
+
+    #[test]
+    fn a_head_only_just_begun_is_not_closed_and_busy_ones_never_are() {
+        let tracker = tracker(2, Duration::from_secs(3600));
+        let head = tracker.admit().expect("room");
+        let busy = tracker.admit().expect("room");
+        assert!(head.start_request());
+        assert!(busy.set(BUSY));
+        assert!(tracker.admit().is_none(), "no idle one, no slow head");
+        assert_eq!((head.state(), busy.state()), (HEAD, BUSY));
+        assert_eq!(tracker.stats().evicted, 0);
+    }
 }

@@ -313,12 +313,12 @@ impl Collector for LoadCollector {
         let counters: [(&str, &str, u64); 4] = [
             (
                 "roster_connections_evicted",
-                "Idle connections closed to make room at the cap",
+                "Idle connections and slow headers closed to make room at the cap",
                 c.evicted,
             ),
             (
                 "roster_connections_refused",
-                "New connections refused with 503: every open one was busy",
+                "New connections refused with 503: every open one was busy or its header only just began",
                 c.refused,
             ),
             (

@@ -402,12 +402,10 @@ pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
         None => tracing::info!("no open-file limit"),
     }
     let app = App::build(config, options)?;
-    let listener = TcpListener::bind(bind)
-        .await
-        .map_err(|e| StartError::Bind {
-            addr: bind,
-            reason: e.to_string(),
-        })?;
+    let listener = listen(bind).map_err(|e| StartError::Bind {
+        addr: bind,
+        reason: e.to_string(),
+    })?;
     let local_addr = listener.local_addr().unwrap_or(bind);
     let (trigger, shutdown) = ShutdownTrigger::new();
     let stop_signals = crate::shutdown::StopSignals::listen()?;
@@ -418,6 +416,25 @@ pub async fn serve(config: Config, options: Options) -> anyhow::Result<()> {
     reload_on_sighup(app.current());
     app.log_summary(local_addr);
     app.run(listener, shutdown).await
+}
+
+/// How many connections the kernel may queue before `accept` (it caps this
+/// at `net.core.somaxconn`). A burst, or the moment the store is reopened,
+/// waits here rather than having its SYNs dropped and retried a second
+/// later, as with the usual 128.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind`: a restart may bind again at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// SIGHUP reloads the directory, as daemons conventionally do. The listener

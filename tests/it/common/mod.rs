@@ -270,33 +270,3 @@ pub fn messages(twiml: &str) -> Vec<String> {
     }
     out
 }
-
-/// Set in the child that [`in_own_process`] starts: the name of the one test
-/// it runs.
-const OWN_PROCESS: &str = "ROSTER_TEST_OWN_PROCESS";
-
-/// For a test that needs a process to itself (all the test binary's tests
-/// share one, running side by side): `true` in a child of this test binary
-/// that runs only `test` (its path, `module_path!()`'s, then `::` and the
-/// function's name), where the test then does its work. Elsewhere it runs
-/// that child, prints its output, fails if the child failed, and returns
-/// `false`: the test then returns.
-pub fn in_own_process(test: &str) -> bool {
-    let name = test.strip_prefix("it::").unwrap_or(test);
-    if std::env::var_os(OWN_PROCESS).is_some_and(|running| running == name) {
-        return true;
-    }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(OWN_PROCESS, name)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{name} in its own process failed");
-    assert!(
-        stdout.contains("1 passed"),
-        "{name} did not run in its own process"
-    );
-    false
-}

@@ -18,6 +18,16 @@ pub struct RosterProcess {
     pub startup: Vec<String>,
 }
 
+/// A test that fails part way does not leave its server running.
+impl Drop for RosterProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// A `roster` command with a clean environment rooted in `dir`.
 pub fn roster_command(dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_roster"));
