@@ -99,7 +99,7 @@ fn main() {
     let ttl = config.session.ttl.as_millis() as u64;
     let directory =
         Directory::from_csv(&synthetic::synthetic_csv(1000, 3), Region::default()).unwrap();
-    let template = &directory.members()[0];
+    let members = directory.members();
     println!("scale: {sessions} sessions, touch {touch}, sweep {sweep}");
 
     runtime.block_on(async {
@@ -107,7 +107,9 @@ fn main() {
         let started = Instant::now();
         let now = clock.now_ms();
         let all = (0..sessions).map(|i| {
-            let mut member = template.clone();
+            // Sessions as varied as the directory: each a different member
+            // asking about others' professions and cities, with their ids.
+            let mut member = members[i % members.len()].clone();
             member.phone = roster::phone::PhoneNumber::parse(
                 &synthetic::synthetic_phone(i),
                 Region::default(),
@@ -117,17 +119,28 @@ fn main() {
             let at = if i < sweep { now - 20 * 60 * 1000 } else { now };
             let mut session = Session::new(&member, at, ttl);
             for n in 0..3 {
+                let asked = &members[(i * 7 + n * 131) % members.len()];
                 let entry = Entry {
-                    query: format!("find doctors in bangalore {n}"),
+                    query: format!(
+                        "find {} in {}",
+                        asked.profession.to_lowercase(),
+                        asked.city.to_lowercase()
+                    ),
                     timestamp_ms: at,
                     intent: Intent::Search,
                     entities: Entities {
-                        profession: Some("Doctor".into()),
-                        city: Some("Bengaluru".into()),
+                        profession: Some(asked.profession.clone()),
+                        city: Some(asked.city.clone()),
                         ..Entities::default()
                     },
-                    result_count: 12,
-                    result_ids: (0..5).map(|k| format!("G{k:07}")).collect(),
+                    result_count: u32::try_from(1 + (i + n) % 40).unwrap_or(1),
+                    result_ids: (0..5)
+                        .map(|k| {
+                            members[(i * 13 + n * 17 + k * 101) % members.len()]
+                                .id
+                                .clone()
+                        })
+                        .collect(),
                     page: 0,
                 };
                 session.record(entry, true, 10, ttl);
@@ -148,6 +161,24 @@ fn main() {
         let (apparent, allocated) = disk_sizes_mb(&config.storage.data_dir);
         println!("disk:   {apparent:.0} MB in files, {allocated:.0} MB allocated (du)");
         drop(store);
+        {
+            let db = roster::store::open(&config.storage).unwrap();
+            let mut live = 0u64;
+            let mut count = 0u64;
+            for name in db.tree_names() {
+                let tree = db.open_tree(&name).unwrap();
+                for item in tree.iter() {
+                    let (k, v) = item.unwrap();
+                    live += (k.len() + v.len()) as u64;
+                    count += 1;
+                }
+            }
+            println!(
+                "live:   {count} keys, {:.0} MB of keys and values ({:.0} B each)",
+                live as f64 / 1e6,
+                live as f64 / count as f64
+            );
+        }
         // Open and touch in a fresh process, so its RSS is the store's alone.
         let status = std::process::Command::new(std::env::current_exe().unwrap())
             .args(["--reopen", &config.storage.data_dir.display().to_string()])
