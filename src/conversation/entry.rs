@@ -127,3 +127,73 @@ impl Entities {
             || self.keywords.iter().any(|k| !k.trim().is_empty())
     }
 }
+
+/// An exchange as recorded in a session: the [`Entry`], and its stored form
+/// once worked out. An exchange never changes once recorded, so a record
+/// holding ten of them encodes only the newest on each message (the store
+/// says how, through [`RecordedEntry::stored`]). Stored, compared and shown
+/// as the bare [`Entry`].
+pub struct RecordedEntry {
+    entry: Entry,
+    stored: std::sync::OnceLock<Box<[u8]>>,
+}
+
+impl RecordedEntry {
+    /// Its stored form: `encode`'s, the first time it is asked for.
+    pub fn stored(&self, encode: impl FnOnce(&Entry) -> Vec<u8>) -> &[u8] {
+        self.stored
+            .get_or_init(|| encode(&self.entry).into_boxed_slice())
+    }
+}
+
+impl From<Entry> for RecordedEntry {
+    fn from(entry: Entry) -> RecordedEntry {
+        RecordedEntry {
+            entry,
+            stored: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for RecordedEntry {
+    type Target = Entry;
+
+    fn deref(&self) -> &Entry {
+        &self.entry
+    }
+}
+
+impl Clone for RecordedEntry {
+    fn clone(&self) -> RecordedEntry {
+        RecordedEntry {
+            entry: self.entry.clone(),
+            stored: self.stored.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordedEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.entry.fmt(f)
+    }
+}
+
+impl PartialEq for RecordedEntry {
+    fn eq(&self, other: &RecordedEntry) -> bool {
+        self.entry == other.entry
+    }
+}
+
+impl Eq for RecordedEntry {}
+
+impl Serialize for RecordedEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.entry.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecordedEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Entry::deserialize(deserializer).map(RecordedEntry::from)
+    }
+}

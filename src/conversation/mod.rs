@@ -6,13 +6,13 @@
 //!
 //! | module | owns |
 //! | --- | --- |
-//! | `entry` | [`Entry`], [`Intent`], [`Entities`] |
+//! | `entry` | [`Entry`], [`Intent`], [`Entities`]; [`RecordedEntry`], an entry with its stored form |
 //! | `session` | [`Session`], [`SentReply`], [`SessionStats`]; the JSON views [`SessionView`], [`EntryView`] |
 
 mod entry;
 mod session;
 
-pub use entry::{Entities, Entry, Intent, MAX_KEYWORDS};
+pub use entry::{Entities, Entry, Intent, MAX_KEYWORDS, RecordedEntry};
 pub use session::{EntryView, SentReply, Session, SessionStats, SessionView};
 
 /// The stored format these types are encoded under: the format-version byte

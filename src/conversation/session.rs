@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Entities, Entry, Intent};
+use super::{Entities, Entry, Intent, RecordedEntry};
 use crate::directory::{Member, MemberRole};
 use crate::phone::PhoneNumber;
 
@@ -19,7 +19,7 @@ pub struct Session {
     /// The last `session.max_history` exchanges, oldest first. An exchange
     /// never changes once recorded, so it is shared: cloning a session for
     /// the next message copies ten pointers, not ten exchanges.
-    pub history: Vec<Arc<Entry>>,
+    pub history: Vec<Arc<RecordedEntry>>,
     pub created_at_ms: u64,
     pub last_activity_ms: u64,
     /// `last_activity_ms + ttl`: absent from then on.
@@ -69,7 +69,7 @@ impl Session {
 
     /// Appends an exchange, keeping the newest `max_history`.
     pub fn push_entry(&mut self, entry: Entry, max_history: usize) {
-        self.history.push(Arc::new(entry));
+        self.history.push(Arc::new(entry.into()));
         if self.history.len() > max_history {
             let excess = self.history.len() - max_history;
             self.history.drain(..excess);
@@ -92,7 +92,7 @@ impl Session {
     pub fn last_search(&self) -> Option<&Entry> {
         self.history
             .iter()
-            .map(Arc::as_ref)
+            .map(|e| &***e)
             .rev()
             .find(|e| e.intent.lists_results())
     }

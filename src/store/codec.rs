@@ -84,6 +84,15 @@ pub fn encode_sized<T: Serialize>(version: u8, value: &T, capacity: usize) -> Ve
     bytes
 }
 
+/// Appends `value`'s bincode to `out`: bincode writes a struct as its fields
+/// one after another, so a value appended field by field is the same bytes
+/// as the whole.
+pub fn append<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // As in `encode_sized`: plain structs into a Vec cannot fail.
+    bincode::serde::encode_into_std_write(value, out, config())
+        .expect("bincode encodes plain structs");
+}
+
 /// Decodes a value written by [`encode`] with `version`.
 pub fn decode<T: DeserializeOwned>(
     what: &'static str,

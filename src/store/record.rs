@@ -222,7 +222,7 @@ impl PhoneRecord {
     /// one that can be read.
     pub fn encode(&mut self) -> Vec<u8> {
         let plain = loop {
-            let bytes = codec::encode_sized(codec::RECORD_V1, &*self, self.size_hint());
+            let bytes = self.encode_plain();
             let history = self.session.as_ref().map_or(0, |s| s.history.len());
             if bytes.len() <= codec::MAX_DECODE_BYTES || (history == 0 && self.replies.len() <= 1) {
                 break bytes;
@@ -240,6 +240,65 @@ impl PhoneRecord {
             }
         };
         compress(&plain).unwrap_or(plain)
+    }
+
+    /// [`codec::RECORD_V1`] ‖ bincode, the same bytes as encoding the whole
+    /// record, with each exchange of the session taken from its stored form
+    /// ([`crate::conversation::RecordedEntry::stored`]), worked out once per exchange rather
+    /// than on every message: a full session was most of the encoding.
+    fn encode_plain(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.size_hint().max(1));
+        out.push(codec::RECORD_V1);
+        // Every field in declaration order (bincode is by position); the
+        // patterns name them all, so a new field fails to compile here.
+        let PhoneRecord {
+            session,
+            limits,
+            opted_out_at_ms,
+            replies,
+        } = self;
+        match session {
+            None => codec::append(&mut out, &None::<()>),
+            Some(session) => {
+                let Session {
+                    phone,
+                    member_id,
+                    member_name,
+                    role,
+                    history,
+                    created_at_ms,
+                    last_activity_ms,
+                    expires_at_ms,
+                    message_count,
+                    search_count,
+                    last_reply,
+                } = session;
+                codec::append(&mut out, &Some(()));
+                codec::append(&mut out, phone);
+                codec::append(&mut out, member_id);
+                codec::append(&mut out, member_name);
+                codec::append(&mut out, role);
+                // A sequence is its length (as a u64), then its elements.
+                codec::append(&mut out, &(history.len() as u64));
+                for entry in history {
+                    out.extend_from_slice(entry.stored(|entry| {
+                        let mut bytes = Vec::with_capacity(entry.query.len() + 96);
+                        codec::append(&mut bytes, entry);
+                        bytes
+                    }));
+                }
+                codec::append(&mut out, created_at_ms);
+                codec::append(&mut out, last_activity_ms);
+                codec::append(&mut out, expires_at_ms);
+                codec::append(&mut out, message_count);
+                codec::append(&mut out, search_count);
+                codec::append(&mut out, last_reply);
+            }
+        }
+        codec::append(&mut out, limits);
+        codec::append(&mut out, opted_out_at_ms);
+        codec::append(&mut out, replies);
+        out
     }
 
     /// About how many bytes the bincode form takes, so that it is encoded
@@ -350,6 +409,69 @@ mod tests {
         assert_eq!(sids, ["SM2", "SM3", "SM4"]);
         let plain = codec::encode(codec::RECORD_V1, &written);
         assert_eq!(PhoneRecord::decode(&plain), Ok(written));
+    }
+
+    /// A record with a session of `entries` exchanges, every kind of field
+    /// set somewhere.
+    fn with_session(entries: usize) -> PhoneRecord {
+        use crate::conversation::{Entities, Entry, Intent, SentReply};
+        let mut record = record();
+        let mut session = Session {
+            phone: crate::phone::PhoneNumber::parse("+919845000007", Default::default())
+                .expect("a valid number"),
+            member_id: "M7".into(),
+            member_name: "Meera Iyer".into(),
+            role: crate::directory::MemberRole::Member,
+            history: Vec::new(),
+            created_at_ms: 1_700_000_000_000,
+            last_activity_ms: 1_700_000_060_000,
+            expires_at_ms: 1_700_001_860_000,
+            message_count: u64::from(u32::MAX) + 3,
+            search_count: 250,
+            last_reply: Some(SentReply {
+                message_sid: "SM9".into(),
+                twiml: "<Response/>".into(),
+            }),
+        };
+        for n in 0..entries {
+            let entry = Entry {
+                query: format!("find doctors in bengaluru, café nº{n}"),
+                timestamp_ms: 1_700_000_000_000 + n as u64,
+                intent: [Intent::Search, Intent::More, Intent::Contact][n % 3],
+                entities: Entities {
+                    profession: Some("Doctor".into()),
+                    city: (n % 2 == 0).then(|| "Bengaluru".into()),
+                    graduation_year: Some(2001 + n as u16),
+                    keywords: vec!["paediatric".into(); n % 4],
+                    ..Entities::default()
+                },
+                result_count: 300 * n as u32,
+                result_ids: (0..n % 6).map(|k| format!("M{k}")).collect(),
+                page: n as u32,
+            };
+            session.push_entry(entry, 10);
+        }
+        record.session = Some(session);
+        record
+    }
+
+    #[test]
+    fn a_record_encoded_from_its_exchanges_stored_forms_is_the_whole_records_bincode() {
+        let mut no_session = record();
+        no_session.session = None;
+        for record in [
+            no_session,
+            with_session(0),
+            with_session(1),
+            with_session(12),
+        ] {
+            let whole = codec::encode(codec::RECORD_V1, &record);
+            // Twice: the second time every exchange's stored form is reused.
+            assert_eq!(record.encode_plain(), whole);
+            assert_eq!(record.encode_plain(), whole);
+            let mut copy = record.clone();
+            assert_eq!(PhoneRecord::decode(&copy.encode()), Ok(record));
+        }
     }
 
     #[test]

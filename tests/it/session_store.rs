@@ -82,10 +82,7 @@ trait OldOperations {
         phone: &PhoneNumber,
         entry: Entry,
     ) -> Result<Option<Session>, roster::store::StoreError>;
-    async fn history(
-        &self,
-        phone: &PhoneNumber,
-    ) -> Result<Vec<Arc<Entry>>, roster::store::StoreError>;
+    async fn history(&self, phone: &PhoneNumber) -> Result<Vec<Entry>, roster::store::StoreError>;
     async fn session_stats(
         &self,
         phone: &PhoneNumber,
@@ -130,14 +127,11 @@ impl OldOperations for Store {
             .await
     }
 
-    async fn history(
-        &self,
-        phone: &PhoneNumber,
-    ) -> Result<Vec<Arc<Entry>>, roster::store::StoreError> {
+    async fn history(&self, phone: &PhoneNumber) -> Result<Vec<Entry>, roster::store::StoreError> {
         Ok(self
             .get(phone)
             .await?
-            .map(|s| s.history)
+            .map(|s| s.history.iter().map(|e| Entry::clone(e)).collect())
             .unwrap_or_default())
     }
 
