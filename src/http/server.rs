@@ -269,7 +269,17 @@ impl App {
                 }
                 Ended::Reopen => {
                     current.send_replace(None);
-                    let state = reopen(config, options.clone()).await?;
+                    let mut stop = shutdown.clone();
+                    let state = tokio::select! {
+                        state = reopen(config, options.clone()) => state?,
+                        // A stop is never held up by a data dir that will
+                        // not open (a disk full again, a holder that lingers).
+                        () = stop.recv() => anyhow::bail!(
+                            "stopped while the data dir was being reopened after a storage \
+                             failure; what was written since its last successful flush may \
+                             not be on disk (in strict durability none of it was acknowledged)"
+                        ),
+                    };
                     current.send_replace(Some(state.clone()));
                     self = App {
                         state,

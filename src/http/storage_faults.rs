@@ -265,6 +265,34 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stop_during_a_reopen_that_cannot_finish_ends_at_once_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start(config(dir.path())).await;
+        assert_eq!(server.send(MEMBER, "hi", "SMunit-r0").await.0, 200);
+        server.state().sessions.fault().fail_flushes();
+        assert_eq!(server.send(MEMBER, "hi", "SMunit-r1").await.0, 503);
+        // Something still holds the failed store, so the data dir stays
+        // locked and the reopen waits for it.
+        let held = server.state();
+        held.sessions.fault().free();
+        let mut current = server.current.clone();
+        tokio::time::timeout(Duration::from_secs(10), current.wait_for(Option::is_none))
+            .await
+            .expect("the reopen began")
+            .unwrap();
+        let started = Instant::now();
+        server.trigger.fire();
+        let result = tokio::time::timeout(Duration::from_secs(2), server.handle)
+            .await
+            .expect("the stop did not wait for the reopen")
+            .expect("server task");
+        let error = format!("{:#}", result.expect_err("nothing reopened is an error"));
+        assert!(error.contains("being reopened"), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+        drop(held);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_write_refuses_every_waiter_and_the_stop_says_what_was_not_flushed() {
         let dir = tempfile::tempdir().unwrap();
         let mut config = config(dir.path());
