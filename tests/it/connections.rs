@@ -262,12 +262,22 @@ const HELD: usize = 20_000;
 /// How many attacker processes hold them (one process's open-file limit may
 /// not hold them all).
 const HOLDERS: usize = 2;
-/// Set for [`holds_connections_for_another_test`]: `<addr> <count>`.
+/// Set in the attacker processes, which run this test binary with only the
+/// 20,000-connection test, which then holds connections ([`hold`]):
+/// `<addr> <count>`.
 const HOLD: &str = "ROSTER_TEST_HOLD_CONNECTIONS";
+/// The test's name, as the attacker processes are told to run it.
+const HELD_TEST: &str =
+    "connections::a_member_is_answered_while_20000_idle_and_slow_connections_are_held";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_is_answered_while_20000_idle_and_slow_connections_are_held() {
     use crate::common::process::{RosterProcess, roster_command};
+    if let Ok(spec) = std::env::var(HOLD) {
+        // In an attacker process: hold, and that is all.
+        hold(&spec);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     // The real binary with its default cap (10,000 connections) and
     // timeouts longer than the test: only the cap protects the members.
@@ -337,12 +347,7 @@ async fn a_member_is_answered_while_20000_idle_and_slow_connections_are_held() {
     }
     let health = reqwest::get(server.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let series = |name: &str| -> u64 {
         metrics
             .lines()
@@ -377,8 +382,8 @@ async fn a_member_is_answered_while_20000_idle_and_slow_connections_are_held() {
     assert!(status.success());
 }
 
-/// A child process holding connections ([`holds_connections_for_another_test`]),
-/// killed if the test fails part way.
+/// A child process holding connections ([`hold`]), killed if the test
+/// fails part way.
 struct Holder {
     child: std::process::Child,
     said: std::sync::mpsc::Receiver<String>,
@@ -387,13 +392,7 @@ struct Holder {
 impl Holder {
     fn start(addr: std::net::SocketAddr, count: usize) -> Holder {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                "connections::holds_connections_for_another_test",
-                "--exact",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
+            .args([HELD_TEST, "--exact", "--nocapture", "--test-threads=1"])
             .env(HOLD, format!("{addr} {count}"))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
@@ -437,14 +436,10 @@ impl Drop for Holder {
     }
 }
 
-/// Not a test of its own: run by
-/// [`a_member_is_answered_while_20000_idle_and_slow_connections_are_held`]
-/// in child processes, it opens the connections it is told to, says so,
-/// and holds them until its standard input closes.
-#[test]
-#[ignore = "a helper, run in child processes by the 20,000-connection test"]
-fn holds_connections_for_another_test() {
-    let spec = std::env::var(HOLD).expect("run by the 20,000-connection test");
+/// In an attacker process: opens the connections `spec` asks for
+/// (`<addr> <count>`), half idle and half a request head begun, says so, and
+/// holds them until standard input closes.
+fn hold(spec: &str) {
     let (addr, count) = spec.split_once(' ').expect("<addr> <count>");
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     let count: usize = count.parse().unwrap();

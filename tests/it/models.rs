@@ -505,13 +505,7 @@ async fn semantic_search_ranks_by_meaning_with_filters_and_caches_vectors() {
         "Joint replacement; Sports injuries,,1995",
     );
     std::fs::write(&csv, changed).expect("rewrite the directory");
-    let reloaded = app
-        .client
-        .post(app.url("/admin/directory/reload"))
-        .bearer_auth(crate::common::ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("reload");
+    let reloaded = app.admin_post("/admin/directory/reload").await;
     assert_eq!(reloaded.status(), 200);
     let deadline = Instant::now() + Duration::from_secs(10);
     while fake.requests("embeddings").len() == before {

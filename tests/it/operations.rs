@@ -373,14 +373,7 @@ async fn reload_swaps_a_good_directory_and_keeps_the_old_on_a_bad_one_under_traf
     let mut grown = std::fs::read_to_string(&csv).unwrap();
     grown.push_str("T099,Neel Joshi,+91 98450 00099,neel@example.org,Doctor,Cardiology,,,Bengaluru,,,,,,,,member,active,true,\n");
     std::fs::write(&csv, &grown).unwrap();
-    let reload = |app: Arc<TestApp>| async move {
-        app.client
-            .post(app.url("/admin/directory/reload"))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-    };
+    let reload = |app: Arc<TestApp>| async move { app.admin_post("/admin/directory/reload").await };
     let good = reload(app.clone()).await;
     assert_eq!(good.status(), 200);
     let body: Value = good.json().await.unwrap();

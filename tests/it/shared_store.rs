@@ -466,12 +466,8 @@ async fn wait_for_members(app: &TestApp, count: u64) {
 }
 
 async fn reload(app: &TestApp) -> u16 {
-    app.client
-        .post(app.url("/admin/directory/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
+    app.admin_post("/admin/directory/reload")
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

@@ -207,12 +207,7 @@ async fn a_full_disk_gets_fast_503s_and_freeing_space_recovers_every_acknowledge
     assert_eq!((status, again), (200, first_reply));
     let stranger = whatsapp_form(STRANGER, "hi", "SMdiskstranger000000000000000001");
     assert_eq!(server.post_signed(&stranger).await.status(), 200);
-    let metrics = reqwest::get(server.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(metrics.contains("roster_storage_failed 1"), "{metrics}");
 
     // Space again: the same process reopens its data dir by itself.

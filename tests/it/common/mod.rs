@@ -184,6 +184,16 @@ impl TestApp {
             .expect("request")
     }
 
+    /// `POST path` on the admin API with [`ADMIN_TOKEN`], no body.
+    pub async fn admin_post(&self, path: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
     /// The JSON answer of [`TestApp::admin_get`].
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
         self.admin_get(path).await.json().await.expect("JSON")

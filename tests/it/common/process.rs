@@ -114,6 +114,16 @@ impl RosterProcess {
             .expect("JSON")
     }
 
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .expect("request")
+            .text()
+            .await
+            .expect("text")
+    }
+
     /// Posts a webhook form signed with the test auth token, as Twilio would.
     pub async fn post_signed(&self, fields: &[(String, String)]) -> reqwest::Response {
         let url = self.url("/whatsapp/webhook");
